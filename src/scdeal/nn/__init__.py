@@ -1,0 +1,51 @@
+"""Pure-torch layer of scdeal: networks and losses (no data loading, no training loops)."""
+
+from .losses import (
+    classification_loss,
+    cluster_consistency_loss,
+    gaussian_kernel_bandwidths,
+    median_bandwidth,
+    mmd2_biased,
+    mmd2_unbiased,
+    pairwise_sq_distances,
+)
+from .modules import (
+    RESISTANT,
+    SENSITIVE,
+    Activation,
+    DrugResponseNet,
+    ExtractorConfig,
+    ExtractorKind,
+    ExtractorLossTerms,
+    ExtractorOutput,
+    FeatureExtractor,
+    NoiseKind,
+    PredictorConfig,
+    ResponsePredictor,
+    SensitivityProbability,
+    sensitive_probability,
+)
+
+__all__ = [
+    "RESISTANT",
+    "SENSITIVE",
+    "Activation",
+    "DrugResponseNet",
+    "ExtractorConfig",
+    "ExtractorKind",
+    "ExtractorLossTerms",
+    "ExtractorOutput",
+    "FeatureExtractor",
+    "NoiseKind",
+    "PredictorConfig",
+    "ResponsePredictor",
+    "SensitivityProbability",
+    "classification_loss",
+    "cluster_consistency_loss",
+    "gaussian_kernel_bandwidths",
+    "median_bandwidth",
+    "mmd2_biased",
+    "mmd2_unbiased",
+    "pairwise_sq_distances",
+    "sensitive_probability",
+]
