@@ -43,7 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --quiet and --debug are accepted anywhere on the line, not only before the command.
+    flags = {f for f in ("--quiet", "--debug") if f in argv}
+    args = parser.parse_args([a for a in argv if a not in flags])
+    args.quiet = args.quiet or "--quiet" in flags
+    args.debug = args.debug or "--debug" in flags
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

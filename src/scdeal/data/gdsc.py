@@ -101,6 +101,16 @@ class BulkData:
             raise ScdealError(f"{drug} has fewer than 3 screened cell lines with expression")
         return binarize_response(values, method, **kwargs), used
 
+    def without_lines(self, cell_lines) -> BulkData:
+        """A copy without the given cell lines (e.g. lines held out for evaluation)."""
+        drop = set(cell_lines)
+        keep = ~self.expression.index.isin(drop)
+        return BulkData(
+            expression=self.expression.loc[keep], response=self.response[
+                ~self.response.cell_line.isin(drop)].reset_index(drop=True),
+            cell_lines=self.cell_lines.loc[keep], source=f"{self.source} minus {len(drop)} lines",
+            duplicates=self.duplicates, dropped_genes=list(self.dropped_genes))
+
     def response_matrix(self, release: Release, metric: Metric = "auc") -> pd.DataFrame:
         """Cell lines x drugs table of one release (NaN = not screened)."""
         resp = self.response[self.response.release == release]

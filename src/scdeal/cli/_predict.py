@@ -1,0 +1,44 @@
+"""``scdeal predict``: apply a saved model to a target file."""
+
+from __future__ import annotations
+
+import argparse
+
+from .._io import atomic_path
+from ._run import add_target_arguments, label_map_from_args, read_target_from_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("predict", help="predict a target with a saved model (no labels needed)")
+    parser.add_argument("--model", required=True, help="model folder (DIR/model from scdeal run)")
+    add_target_arguments(parser)
+    parser.add_argument("--key-prefix", default="", help="prefix for the obs/obsm/uns keys")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default=None)
+    parser.add_argument("--out", required=True, help="output .h5ad file")
+    parser.set_defaults(func=_predict)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..model import ScDEAL
+
+    folder = Path(args.model)
+    if (folder / "model" / "config.json").is_file():  # a run folder: use its model
+        folder = folder / "model"
+    model = ScDEAL.load(folder, device=args.device)
+    adata = read_target_from_args(args)
+    if args.gene_ids != "auto":
+        model.gene_ids = args.gene_ids
+    model.predict(adata, label_key=args.label_key, label_map=label_map_from_args(args),
+                  key_prefix=args.key_prefix)
+    with atomic_path(args.out, suffix=".h5ad") as tmp:
+        adata.write_h5ad(tmp)
+    info = adata.uns[f"{args.key_prefix}scdeal"]
+    n_sens = int((adata.obs[f"{args.key_prefix}sens_label"] == 1).sum())
+    print(f"scdeal predict: {model.drug}, {adata.n_obs} cells, {n_sens} predicted sensitive "
+          f"-> {args.out}")
+    if "metrics" in info:
+        m = info["metrics"]
+        print(f"  AUROC {m['auroc']:.3f}  AP {m['ap']:.3f}  F1 {m['f1']:.3f}")
+    return 0

@@ -1,0 +1,130 @@
+"""``scdeal run``: train on GDSC + a target file, predict it, write a run folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+from .._io import atomic_dir
+
+log = logging.getLogger(__name__)
+
+GENE_ID_CHOICES = ["auto", "symbol", "entrez", "ensembl", "mouse_ensembl", "mouse_symbol"]
+
+
+def add_target_arguments(parser: argparse.ArgumentParser, *, labels: bool = True) -> None:
+    """Options that say how to read a target file (shared by run, predict, benchmark...)."""
+    parser.add_argument("--target", required=True,
+                        help="single-cell file: .h5ad, 10x .h5 or folder, .csv/.tsv (cells as rows)")
+    if labels:
+        parser.add_argument("--label-key", help="obs column (or table column) with true labels; "
+                            "used only to score the predictions")
+        parser.add_argument("--label-map", help="how label values map to 1/0, e.g. "
+                            "'sensitive=1,resistant=0' (default: 0/1 or sensitive/resistant)")
+    parser.add_argument("--gene-ids", choices=GENE_ID_CHOICES, default="auto",
+                        help="identifier type of the target's genes (default: detect)")
+    parser.add_argument("--sep", help="column separator of a .txt table")
+    parser.add_argument("--orientation", choices=["cells-by-genes", "genes-by-cells"],
+                        default="cells-by-genes", help="which axis of a text table holds cells")
+
+
+def read_target_from_args(args: argparse.Namespace):
+    from ..data.singlecell import read_target
+
+    return read_target(args.target, sep=args.sep, label_key=getattr(args, "label_key", None),
+                       orientation=args.orientation.replace("-", "_"))
+
+
+def label_map_from_args(args: argparse.Namespace):
+    if not getattr(args, "label_map", None):
+        return None
+    from ..data.singlecell import parse_label_map
+
+    return parse_label_map(args.label_map)
+
+
+def config_from_args(args: argparse.Namespace):
+    from ..model import ScDealConfig, preset
+
+    if args.config and args.preset:
+        from ..errors import ScdealError
+
+        raise ScdealError("give either --config or --preset, not both")
+    if args.config:
+        config = ScDealConfig.from_file(args.config)
+    else:
+        config = preset(args.preset or "default")
+    changes = {"device": args.device}
+    if args.seed is not None:
+        changes["seed"] = args.seed
+    return config.replace(**changes)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "run", help="train on GDSC and a target, predict every cell, write a run folder",
+        description="Train scDEAL for one drug on GDSC cell lines and the target cells, "
+                    "predict every cell, and write DIR/predictions.h5ad, DIR/model/, "
+                    "DIR/run.json and (with --label-key) DIR/metrics.json.")
+    parser.add_argument("--drug", required=True, help="drug name (GDSC spelling or close to it)")
+    add_target_arguments(parser)
+    parser.add_argument("--config", help="JSON or TOML file of configuration keys")
+    parser.add_argument("--preset", help="named configuration, e.g. default, paper_GSE112274")
+    parser.add_argument("--seed", type=int, help="random seed (default: the configuration's, 0)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--out", required=True, help="output folder (replaced atomically)")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..model import ScDEAL
+
+    started = time.perf_counter()
+    config = config_from_args(args)
+    t0 = time.perf_counter()
+    adata = read_target_from_args(args)
+    label_map = label_map_from_args(args)
+    if args.label_key and args.label_key in adata.obs:
+        # Validate the labels before hours of training, not after.
+        from ..data.singlecell import attach_labels
+
+        attach_labels(adata.copy(), args.label_key, label_map, key_added="_check")
+    read_s = time.perf_counter() - t0
+    model = ScDEAL(config)
+    model.fit(adata, args.drug, gene_ids=args.gene_ids, progress=not args.quiet)
+    t0 = time.perf_counter()
+    model.predict(adata, label_key=args.label_key, label_map=label_map)
+    predict_s = time.perf_counter() - t0
+    write_run(Path(args.out), model, adata, read_s=read_s, predict_s=predict_s,
+              started=started, command="run")
+    info = adata.uns["scdeal"]
+    print(f"scdeal run: {model.drug}, {adata.n_obs} cells, {len(model.target_genes)} genes "
+          f"-> {args.out}")
+    if "metrics" in info:
+        m = info["metrics"]
+        print(f"  AUROC {m['auroc']:.3f}  AP {m['ap']:.3f} (prevalence {m['prevalence']:.3f})  "
+              f"F1 {m['f1']:.3f}  MCC {m['mcc']:.3f}")
+    return 0
+
+
+def write_run(out: Path, model, adata, *, read_s: float, predict_s: float, started: float,
+              command: str, extra: dict | None = None) -> None:
+    """Write predictions, model, run.json and metrics.json into ``out`` atomically."""
+    info = json.loads(adata.uns["scdeal"]["summary_json"])
+    timings = {"read_target": read_s, **model.training.get("timings_s", {}),
+               "predict": predict_s}
+    with atomic_dir(out) as tmp:
+        model.save(tmp / "model")
+        adata.write_h5ad(tmp / "predictions.h5ad")
+        run = {"command": command, **(extra or {}), "drug": model.drug,
+               "config": info["config"], "versions": info["versions"],
+               "training": {k: v for k, v in info["training"].items() if k != "history"},
+               "timings_s": {**timings, "total": time.perf_counter() - started}}
+        (tmp / "run.json").write_text(json.dumps(run, indent=2))
+        if "metrics" in info:
+            metrics = {**info["metrics"], "before_transfer": info["metrics_before_transfer"],
+                       "label_key": info["label_key"]}
+            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -1,0 +1,515 @@
+"""The user-facing scDEAL model: fit on GDSC + a target AnnData, predict, save, load."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from anndata import AnnData
+
+from .. import __version__
+from .._io import atomic_dir
+from ..data.gdsc import BulkData
+from ..data.preprocess import preprocess_target
+from ..errors import ScdealError
+from ..nn import DrugResponseNet, FeatureExtractor, ResponsePredictor
+from . import _prepare as prep
+from . import _training as train
+from .config import ScDealConfig
+from .metrics import classification_metrics
+
+log = logging.getLogger(__name__)
+
+# Fraction of the model's target genes a dataset must have to be predicted by it.
+MIN_GENE_FRACTION = 0.9
+PREDICT_CHUNK = 8192
+
+
+class ScDEAL:
+    """Single-cell drug response by deep transfer learning from bulk cell lines (scDEAL).
+
+    The model has a bulk feature extractor M_b, a single-cell feature extractor M_s (AE, DAE
+    or VAE), and a response predictor P shared by both domains. :meth:`fit` pre-trains M_b and
+    M_s on reconstruction, trains P on GDSC labels of one drug, then runs the DaNN transfer
+    (cross-entropy on bulk + MMD between bulk and cell embeddings). Target labels are never
+    used in training or model selection.
+
+    Parameters
+    ----------
+    config
+        A :class:`ScDealConfig`, a dict of its fields, or a preset name (see
+        :func:`scdeal.model.preset`). Keyword arguments override single fields.
+
+    Examples
+    --------
+    >>> import scdeal
+    >>> model = scdeal.ScDEAL(transfer_epochs=30)                  # doctest: +SKIP
+    >>> model.fit(adata, drug="Gefitinib", gene_ids="entrez")      # doctest: +SKIP
+    >>> model.predict(adata)                                       # doctest: +SKIP
+    >>> adata.obs["sens_preds"].head()                             # doctest: +SKIP
+    >>> model.save("gefitinib_model")                              # doctest: +SKIP
+    """
+
+    def __init__(self, config: ScDealConfig | dict | str | None = None, **overrides: Any):
+        from .config import preset
+
+        if config is None:
+            config = ScDealConfig()
+        elif isinstance(config, str):
+            config = preset(config)
+        elif isinstance(config, dict):
+            config = ScDealConfig.from_dict(config)
+        self.config = config.replace(**overrides) if overrides else config
+        self.is_fitted = False
+        self.drug: str | None = None
+        self.gene_ids = "auto"
+        self.bulk_genes: list[str] = []
+        self.target_genes: list[str] = []
+        self.bulk_scaler: prep.Standardizer | None = None
+        self.target_scaler: prep.Standardizer | None = None
+        self.bulk_net: DrugResponseNet | None = None
+        self.target_net: DrugResponseNet | None = None
+        self.pretransfer_net: DrugResponseNet | None = None
+        self.training: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        state = f"drug={self.drug!r}, genes={len(self.target_genes)}" if self.is_fitted else "not fitted"
+        return f"ScDEAL({state}, extractor={self.config.extractor!r}, gene_space={self.config.gene_space!r})"
+
+    # ---------------------------------------------------------------------------------------
+    # fitting
+
+    def _device(self) -> torch.device:
+        if self.config.device == "cuda":
+            if not torch.cuda.is_available():
+                raise ScdealError("device 'cuda' was asked for but no CUDA GPU is available; "
+                                  "use --device cpu")
+            return torch.device("cuda")
+        return torch.device("cpu")
+
+    def fit(
+        self, adata: AnnData, drug: str, *, bulk: BulkData | None = None, gene_ids: str = "auto",
+        progress: bool = False,
+    ) -> ScDEAL:
+        """Train on GDSC cell lines for ``drug`` and transfer to the cells of ``adata``.
+
+        Parameters
+        ----------
+        adata
+            Target cells x genes: counts, normalised or scaled values (see
+            :class:`scdeal.data.preprocess.PreprocessConfig`). Labels are not needed and, if
+            present, are not read.
+        drug
+            Drug name; GDSC spellings are matched loosely (``PLX4720`` -> ``PLX-4720``).
+        bulk
+            Bulk data (default: :func:`scdeal.data.load_gdsc`).
+        gene_ids
+            Identifier type of ``adata.var_names``: auto, symbol, entrez, ensembl, ...
+        progress
+            Show progress bars.
+        """
+        cfg = self.config
+        device = self._device()
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        generator = torch.Generator().manual_seed(cfg.seed)
+
+        if bulk is None:
+            from ..data.gdsc import load_gdsc
+
+            bulk = load_gdsc()
+        self.drug = bulk.resolve_drug(drug)
+        self.gene_ids = gene_ids
+        bulk_expr, bulk_gene_summary = prep.bulk_expression_on_symbols(bulk)
+        target = self._prepare_target(adata)
+        timings["load_and_preprocess"] = time.perf_counter() - start
+
+        # Gene spaces.
+        if cfg.gene_space == "shared":
+            shared = [g for g in bulk_expr.columns if g in set(target.var_names)]
+            if len(shared) < cfg.min_shared_genes:
+                raise ScdealError(
+                    f"the target shares only {len(shared)} genes with GDSC (need "
+                    f"{cfg.min_shared_genes}); check --gene-ids or use gene_space='separate'")
+            self.bulk_genes = self.target_genes = shared
+        else:
+            self.bulk_genes = list(bulk_expr.columns)
+            self.target_genes = list(target.var_names)
+        split = prep.bulk_split(bulk, self.drug, cfg, bulk_expr[self.bulk_genes])
+
+        # Bulk matrices: scaler fitted on the training split only; resampling of train only.
+        Xb = split.X.to_numpy(np.float32)
+        yb = split.y.to_numpy()
+        self.bulk_scaler = prep.Standardizer.fit(Xb[split.train])
+        Xb = self.bulk_scaler.transform(Xb)
+        Xb_train_rs, yb_train_rs = prep.resample(Xb[split.train], yb[split.train], cfg.sampling,
+                                                 cfg.seed)
+        # Target matrix: standardised over all target cells (no labels involved).
+        Xs = prep.dense_float32(target[:, self.target_genes].X)
+        prep.check_finite(Xs, "the target expression matrix")
+        self.target_scaler = prep.Standardizer.fit(Xs)
+        Xs = self.target_scaler.transform(Xs)
+        rng = np.random.default_rng(cfg.seed)
+        order = rng.permutation(len(Xs))
+        n_val = max(2, int(round(cfg.target_val_fraction * len(Xs))))
+        s_val, s_train = np.sort(order[:n_val]), np.sort(order[n_val:])
+        if len(s_train) < 4:
+            raise ScdealError(f"the target has {len(Xs)} cells after preprocessing; at least "
+                              "6 are needed to train")
+
+        def tensor(a):
+            return torch.as_tensor(a, device=device)
+
+        tb = {k: tensor(v) for k, v in {
+            "train": Xb[split.train], "val": Xb[split.val], "test": Xb[split.test],
+            "train_rs": Xb_train_rs}.items()}
+        yt = {k: torch.as_tensor(v, dtype=torch.long, device=device) for k, v in {
+            "train_rs": yb_train_rs, "val": yb[split.val], "test": yb[split.test]}.items()}
+        ts_train, ts_val, ts_all = tensor(Xs[s_train]), tensor(Xs[s_val]), tensor(Xs)
+        bar = _Progress(progress)
+
+        # 1. Bulk extractor M_b.
+        t0 = time.perf_counter()
+        bulk_extractor = self._extractor(len(self.bulk_genes)).to(device)
+        hist_b = train.pretrain_extractor(bulk_extractor, tb["train"], tb["val"], cfg, generator,
+                                          stage="bulk_extractor", progress=bar)
+        timings["bulk_extractor"] = time.perf_counter() - t0
+
+        # 2. Predictor P on M_b (M_b fine-tuned with it).
+        t0 = time.perf_counter()
+        predictor = ResponsePredictor(cfg.latent_dim, cfg.predictor_dims, dropout=cfg.dropout,
+                                      batch_norm=cfg.batch_norm,
+                                      activation=cfg.activation).to(device)
+        self.bulk_net = DrugResponseNet(bulk_extractor, predictor)
+        hist_p = train.train_predictor(self.bulk_net, tb["train_rs"], yt["train_rs"], tb["val"],
+                                       yt["val"], cfg, generator, progress=bar)
+        bulk_test = classification_metrics(
+            yb[split.test], self.bulk_net.predict_proba(tb["test"]).cpu().numpy())
+        timings["bulk_predictor"] = time.perf_counter() - t0
+
+        # 3. Single-cell extractor M_s.
+        t0 = time.perf_counter()
+        target_extractor = self._extractor(len(self.target_genes)).to(device)
+        if cfg.gene_space == "shared" and cfg.init_target_from_bulk:
+            target_extractor.load_state_dict(bulk_extractor.state_dict())
+        hist_s = train.pretrain_extractor(target_extractor, ts_train, ts_val, cfg, generator,
+                                          stage="target_extractor", progress=bar)
+        self.pretransfer_net = DrugResponseNet(copy.deepcopy(target_extractor),
+                                               copy.deepcopy(predictor)).eval()
+        timings["target_extractor"] = time.perf_counter() - t0
+
+        # 4. DaNN transfer.
+        t0 = time.perf_counter()
+        hist_t = None
+        clusters = None
+        if cfg.transfer:
+            if cfg.cluster_weight > 0:
+                clusters = self._clusters(target_extractor, ts_all)
+            hist_t = train.train_transfer(
+                self.bulk_net, target_extractor, tb["train_rs"], yt["train_rs"], tb["val"],
+                yt["val"], ts_train, ts_val, cfg, generator,
+                clusters_train=None if clusters is None else clusters[s_train],
+                clusters_val=None if clusters is None else clusters[s_val], progress=bar)
+        self.target_net = DrugResponseNet(target_extractor, self.bulk_net.predictor).eval()
+        self.bulk_net.eval()
+        timings["transfer"] = time.perf_counter() - t0
+        bar.close()
+
+        self.training = {
+            "drug": self.drug,
+            "release": split.release,
+            "bulk_source": bulk.source,
+            "binarization": {"method": cfg.binarization, "branch": split.binarization,
+                             "cutoff": split.cutoff, "metric": cfg.metric},
+            "bulk_lines": {"sensitive": int(split.y.sum()),
+                           "resistant": int((split.y == 0).sum()),
+                           "train": len(split.train), "val": len(split.val),
+                           "test": len(split.test)},
+            "bulk_gene_mapping": bulk_gene_summary,
+            "target_gene_mapping": target.uns.get("scdeal_gene_mapping", {}),
+            "preprocess": target.uns.get("scdeal_preprocess", {}),
+            "n_target_cells": int(len(Xs)),
+            "n_bulk_genes": len(self.bulk_genes),
+            "n_target_genes": len(self.target_genes),
+            "bulk_test_metrics": bulk_test,
+            "history": [h.to_dict() for h in (hist_b, hist_p, hist_s, hist_t) if h is not None],
+            "n_clusters": None if clusters is None else int(clusters.max()) + 1,
+            "timings_s": timings,
+        }
+        self.is_fitted = True
+        log.info("bulk test (%d lines): AUROC %.3f, AP %.3f (prevalence %.3f)",
+                 bulk_test["n_cells"], bulk_test["auroc"], bulk_test["ap"], bulk_test["prevalence"])
+        return self
+
+    def _extractor(self, n_genes: int) -> FeatureExtractor:
+        cfg = self.config
+        return FeatureExtractor(n_genes, cfg.hidden_dims, cfg.latent_dim, kind=cfg.extractor,
+                                dropout=cfg.dropout, batch_norm=cfg.batch_norm,
+                                activation=cfg.activation, noise=cfg.noise,
+                                noise_rate=cfg.noise_rate)
+
+    def _clusters(self, extractor: FeatureExtractor, X: torch.Tensor) -> torch.Tensor:
+        """Leiden clusters of the target cells on M_s's pre-trained embedding."""
+        import scanpy as sc
+
+        extractor.eval()
+        with torch.no_grad():
+            emb = extractor.encode(X).cpu().numpy()
+        ad = AnnData(np.zeros((len(emb), 1), dtype=np.float32))
+        ad.obsm["X_emb"] = emb
+        sc.pp.neighbors(ad, use_rep="X_emb", n_neighbors=min(15, len(emb) - 1),
+                        random_state=self.config.seed)
+        sc.tl.leiden(ad, resolution=self.config.cluster_resolution, random_state=self.config.seed,
+                     flavor="igraph", n_iterations=2, directed=False)
+        return torch.as_tensor(ad.obs["leiden"].astype(int).to_numpy(), device=X.device)
+
+    def _prepare_target(self, adata: AnnData) -> AnnData:
+        """Gene ids -> HGNC symbols, then the preprocessing the configuration asks for."""
+        if adata.n_obs == 0 or adata.n_vars == 0:
+            raise ScdealError(f"the target is empty ({adata.n_obs} cells x {adata.n_vars} genes)")
+        target = prep.target_on_symbols(adata, self.gene_ids)
+        return preprocess_target(target, self.config.preprocess, copy=False)
+
+    # ---------------------------------------------------------------------------------------
+    # prediction
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise ScdealError("the model is not trained: call fit() or ScDEAL.load(dir) first")
+
+    def _target_matrix(self, adata: AnnData) -> tuple[np.ndarray, pd.Index]:
+        """Standardised matrix on the model's genes and the obs names it covers."""
+        target = self._prepare_target(adata)
+        X = prep.align_genes(target, self.target_genes, min_fraction=MIN_GENE_FRACTION,
+                             what="the target")
+        missing = np.isnan(X[0]) if len(X) else np.zeros(0, bool)
+        if missing.any():
+            log.warning("%d of the model's %d genes are absent from the target; they are set "
+                        "to the training mean", int(missing.sum()), len(self.target_genes))
+        X = self.target_scaler.transform(X)
+        X[:, missing] = 0.0
+        prep.check_finite(X, "the target expression matrix")
+        return X, target.obs_names
+
+    def _run_net(self, net: DrugResponseNet, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        device = next(net.parameters()).device
+        net.eval()
+        probs, embs = [], []
+        with torch.no_grad():
+            for start in range(0, len(X), PREDICT_CHUNK):
+                x = torch.as_tensor(X[start:start + PREDICT_CHUNK], device=device)
+                emb = net.embed(x)
+                probs.append(torch.softmax(net.predictor(emb), dim=1)[:, 1].cpu().numpy())
+                embs.append(emb.cpu().numpy())
+        return np.concatenate(probs), np.concatenate(embs)
+
+    def predict_proba(self, adata: AnnData) -> pd.Series:
+        """Probability that each cell is sensitive (NaN for cells removed by QC)."""
+        self._check_fitted()
+        X, names = self._target_matrix(adata)
+        prob, _ = self._run_net(self.target_net, X)
+        return pd.Series(prob, index=names).reindex(adata.obs_names)
+
+    def predict(
+        self, adata: AnnData, *, label_key: str | None = None, label_map: dict | None = None,
+        key_prefix: str = "", copy: bool = False,
+    ) -> AnnData | None:
+        """Predict every cell and write the results into ``adata`` (scanpy style).
+
+        Writes ``obs[prefix+'sens_preds']`` (probability of sensitive), ``'rest_preds'``
+        (1 - sens_preds), ``'sens_label'`` (categorical, 0 = resistant, 1 = sensitive;
+        ``sens_preds >= 0.5``), ``'sens_preds_pret'`` / ``'sens_label_pret'`` (the same before
+        transfer), ``obsm[prefix+'X_scdeal']`` (the transferred embedding) and
+        ``uns[prefix+'scdeal']`` (configuration, genes, versions, seed, training summary, and
+        ``metrics`` when ``label_key`` names a label column). Cells removed by quality control
+        get NaN. Nothing else in ``adata`` is changed.
+
+        Returns the annotated copy when ``copy=True``, else ``None``.
+        """
+        self._check_fitted()
+        X, names = self._target_matrix(adata)
+        prob, emb = self._run_net(self.target_net, X)
+        prob_pre, _ = self._run_net(self.pretransfer_net, X)
+        out = adata.copy() if copy else adata
+        pos = out.obs_names.get_indexer(names)
+
+        def full(values: np.ndarray) -> np.ndarray:
+            arr = np.full((out.n_obs, *values.shape[1:]), np.nan, dtype=np.float32)
+            arr[pos] = values
+            return arr
+
+        p = full(prob)
+        p_pre = full(prob_pre)
+        out.obs[f"{key_prefix}sens_preds"] = p
+        out.obs[f"{key_prefix}rest_preds"] = 1.0 - p
+        out.obs[f"{key_prefix}sens_label"] = _label_categorical(p)
+        out.obs[f"{key_prefix}sens_preds_pret"] = p_pre
+        out.obs[f"{key_prefix}sens_label_pret"] = _label_categorical(p_pre)
+        out.obsm[f"{key_prefix}X_scdeal"] = full(emb)
+        info = self.summary()
+        if label_key is not None:
+            from ..data.singlecell import attach_labels
+
+            labelled = AnnData(obs=adata.obs[[label_key]].copy())
+            attach_labels(labelled, label_key, label_map, key_added="_y")
+            y = labelled.obs["_y"].astype("float").to_numpy()
+            keep = ~np.isnan(p)
+            info["metrics"] = classification_metrics(y[keep], p[keep])
+            info["metrics_before_transfer"] = classification_metrics(y[keep], p_pre[keep])
+            info["label_key"] = label_key
+        uns = _uns_safe(info)
+        uns["summary_json"] = json.dumps(info)
+        out.uns[f"{key_prefix}scdeal"] = uns
+        return out if copy else None
+
+    def summary(self) -> dict[str, Any]:
+        """Configuration, genes, versions and training summary (JSON-serialisable)."""
+        from importlib.metadata import version
+
+        return _jsonable({
+            "drug": self.drug,
+            "config": self.config.to_dict(),
+            "seed": self.config.seed,
+            "gene_ids": self.gene_ids,
+            "genes": list(self.target_genes),
+            "versions": {"scdeal": __version__, "torch": str(torch.__version__),
+                         "anndata": version("anndata"), "scanpy": version("scanpy")},
+            "training": self.training,
+        })
+
+    # ---------------------------------------------------------------------------------------
+    # persistence
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the model to a folder: ``config.json``, ``model.safetensors`` (weights),
+        ``genes.json``, ``scalers.npz`` and ``training.json``. Written atomically."""
+        self._check_fitted()
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise ScdealError(f"{path} exists; choose another folder or pass overwrite=True")
+        tensors = {}
+        for prefix, net in (("bulk", self.bulk_net), ("target", self.target_net),
+                            ("pretransfer", self.pretransfer_net)):
+            for key, value in net.state_dict().items():
+                tensors[f"{prefix}.{key}"] = value.detach().cpu().clone().contiguous()
+        meta = {"format": "scdeal-model", "format_version": 1, "scdeal_version": __version__,
+                "drug": self.drug, "gene_ids": self.gene_ids, "config": self.config.to_dict()}
+        with atomic_dir(path) as tmp:
+            save_file(tensors, tmp / "model.safetensors")
+            (tmp / "config.json").write_text(json.dumps(_jsonable(meta), indent=2))
+            (tmp / "genes.json").write_text(json.dumps(
+                {"bulk": self.bulk_genes, "target": self.target_genes}))
+            np.savez(tmp / "scalers.npz", bulk_mean=self.bulk_scaler.mean,
+                     bulk_scale=self.bulk_scaler.scale, target_mean=self.target_scaler.mean,
+                     target_scale=self.target_scaler.scale)
+            (tmp / "training.json").write_text(json.dumps(_jsonable(self.training), indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str | None = None) -> ScDEAL:
+        """Load a model written by :meth:`save` (weights via safetensors; no pickle)."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        needed = ["config.json", "model.safetensors", "genes.json", "scalers.npz"]
+        if not path.is_dir() or any(not (path / n).is_file() for n in needed):
+            raise ScdealError(f"{path} is not a saved scdeal model (needs {', '.join(needed)})")
+        meta = json.loads((path / "config.json").read_text())
+        if meta.get("format") != "scdeal-model":
+            raise ScdealError(f"{path}/config.json is not a scdeal model configuration")
+        config = ScDealConfig.from_dict(meta["config"])
+        if device is not None:
+            config = config.replace(device=device)
+        model = cls(config)
+        genes = json.loads((path / "genes.json").read_text())
+        model.bulk_genes, model.target_genes = genes["bulk"], genes["target"]
+        model.drug, model.gene_ids = meta["drug"], meta["gene_ids"]
+        with np.load(path / "scalers.npz", allow_pickle=False) as npz:
+            model.bulk_scaler = prep.Standardizer(npz["bulk_mean"], npz["bulk_scale"])
+            model.target_scaler = prep.Standardizer(npz["target_mean"], npz["target_scale"])
+        if (path / "training.json").is_file():
+            model.training = json.loads((path / "training.json").read_text())
+        tensors = load_file(path / "model.safetensors")
+        dev = model._device()
+
+        def build(prefix: str, n_genes: int) -> DrugResponseNet:
+            net = DrugResponseNet(
+                model._extractor(n_genes),
+                ResponsePredictor(config.latent_dim, config.predictor_dims,
+                                  dropout=config.dropout, batch_norm=config.batch_norm,
+                                  activation=config.activation))
+            state = {k[len(prefix) + 1:]: v for k, v in tensors.items()
+                     if k.startswith(prefix + ".")}
+            net.load_state_dict(state, strict=True)
+            return net.to(dev).eval()
+
+        model.bulk_net = build("bulk", len(model.bulk_genes))
+        model.target_net = build("target", len(model.target_genes))
+        model.pretransfer_net = build("pretransfer", len(model.target_genes))
+        model.is_fitted = True
+        return model
+
+
+def _label_categorical(prob: np.ndarray) -> pd.Categorical:
+    labels = np.where(np.isnan(prob), np.nan, (prob >= 0.5).astype(float))
+    return pd.Categorical(pd.Series(labels).astype("Int64"), categories=[0, 1])
+
+
+def _jsonable(value):
+    """Plain JSON types (AnnData's uns and json.dumps both need them)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _uns_safe(value):
+    """A copy h5ad can store: keys with None dropped, None inside lists written as NaN."""
+    if isinstance(value, dict):
+        return {k: _uns_safe(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        if any(isinstance(v, dict | list) for v in value):  # h5ad stores no ragged lists
+            return json.dumps(value)
+        return [np.nan if v is None else v for v in value]
+    return value
+
+
+class _Progress:
+    """One tqdm bar per training stage (silent unless enabled)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.bar, self.stage = enabled, None, None
+
+    def __call__(self, stage: str, epoch: int, epochs: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm.auto import tqdm
+
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(total=epochs, desc=stage, unit="epoch", leave=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -1,0 +1,166 @@
+"""Turning bulk data and a target AnnData into model-ready matrices.
+
+Bulk: binary labels for the drug (missing dropped), genes on HGNC symbols, a stratified
+train/validation/test split, per-gene standardisation fitted on the training split only, and
+resampling of the training split only. Target: preprocessing chosen from what ``X`` holds,
+genes on HGNC symbols, per-gene standardisation over the target cells (no labels involved).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+from sklearn.model_selection import train_test_split
+
+from ..data.gdsc import BulkData
+from ..data.genes import harmonize_symbols, harmonize_var_names
+from ..errors import ScdealError
+from .config import ScDealConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Standardizer:
+    """Per-gene centring and scaling; genes with no variance are only centred."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, X: np.ndarray) -> Standardizer:
+        mean = X.mean(axis=0, dtype=np.float64)
+        std = X.std(axis=0, dtype=np.float64)
+        std[std < 1e-8] = 1.0
+        return cls(mean.astype(np.float32), std.astype(np.float32))
+
+    @classmethod
+    def fit_chunks(cls, chunks) -> Standardizer:
+        """Fit from an iterable of row blocks without holding them all (streaming)."""
+        n, total, total_sq = 0, None, None
+        for block in chunks:
+            block = np.asarray(block, dtype=np.float64)
+            total = block.sum(0) if total is None else total + block.sum(0)
+            sq = (block**2).sum(0)
+            total_sq = sq if total_sq is None else total_sq + sq
+            n += block.shape[0]
+        mean = total / n
+        std = np.sqrt(np.maximum(total_sq / n - mean**2, 0))
+        std[std < 1e-8] = 1.0
+        return cls(mean.astype(np.float32), std.astype(np.float32))
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return ((np.asarray(X, dtype=np.float32) - self.mean) / self.scale).astype(np.float32)
+
+
+@dataclass
+class BulkSplit:
+    """Labelled bulk lines of one drug, split and ready for training."""
+
+    X: pd.DataFrame  # cell lines x genes (HGNC symbols), unscaled
+    y: pd.Series  # 1 = sensitive, 0 = resistant
+    train: np.ndarray  # positional indices
+    val: np.ndarray
+    test: np.ndarray
+    release: str
+    cutoff: float
+    binarization: str
+
+
+def bulk_expression_on_symbols(bulk: BulkData) -> tuple[pd.DataFrame, dict]:
+    """Bulk expression with columns renamed to approved HGNC symbols (duplicates averaged)."""
+    mapping = harmonize_symbols(list(bulk.expression.columns))
+    rename = mapping.mapping()
+    expr = bulk.expression.loc[:, [g in rename for g in bulk.expression.columns]]
+    expr = expr.T.groupby([rename[g] for g in expr.columns], sort=False).mean().T
+    return expr.astype(np.float32), dict(mapping.summary)
+
+
+def bulk_split(bulk: BulkData, drug: str, config: ScDealConfig, expression: pd.DataFrame) -> BulkSplit:
+    """Labels for ``drug``, the stratified split (60/20/20 by default)."""
+    binarized, release = bulk.labels_for(drug, release=config.release, metric=config.metric,
+                                         method=config.binarization)
+    labels = binarized.labels.dropna().astype(int)
+    labels = labels[labels.index.isin(expression.index)]
+    counts = labels.value_counts()
+    n_sens, n_res = int(counts.get(1, 0)), int(counts.get(0, 0))
+    if min(n_sens, n_res) < config.min_per_class:
+        raise ScdealError(
+            f"{bulk.resolve_drug(drug)} has {n_sens} sensitive and {n_res} resistant labelled "
+            f"cell lines with expression; at least {config.min_per_class} of each are needed "
+            "(try --release GDSC1/GDSC2 or another binarisation)")
+    X = expression.loc[labels.index]
+    train, val, test = stratified_split(labels.to_numpy(), config.split, config.seed)
+    return BulkSplit(X=X, y=labels, train=train, val=val, test=test, release=release,
+                     cutoff=binarized.cutoff, binarization=binarized.branch)
+
+
+def stratified_split(y: np.ndarray, fractions: tuple[float, float, float], seed: int):
+    """Positional train/validation/test indices, each stratified by ``y``."""
+    idx = np.arange(len(y))
+    f_train, f_val, f_test = fractions
+    rest, test = train_test_split(idx, test_size=f_test, stratify=y, random_state=seed)
+    train, val = train_test_split(rest, test_size=f_val / (f_train + f_val), stratify=y[rest],
+                                  random_state=seed)
+    return np.sort(train), np.sort(val), np.sort(test)
+
+
+def resample(X: np.ndarray, y: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Balance the classes of a training split with imbalanced-learn (never val/test)."""
+    if method == "none":
+        return X, y
+    from imblearn.over_sampling import SMOTE, RandomOverSampler
+    from imblearn.under_sampling import RandomUnderSampler
+
+    samplers = {
+        "upsampling": lambda: RandomOverSampler(random_state=seed),
+        "downsampling": lambda: RandomUnderSampler(random_state=seed),
+        "smote": lambda: SMOTE(random_state=seed, k_neighbors=min(5, int(np.bincount(y).min()) - 1)),
+    }
+    if method not in samplers:
+        raise ScdealError(f"unknown sampling {method!r}; use none, upsampling, downsampling or smote")
+    X_res, y_res = samplers[method]().fit_resample(X, y)
+    return np.asarray(X_res, dtype=np.float32), np.asarray(y_res)
+
+
+def dense_float32(X) -> np.ndarray:
+    X = X.toarray() if sp.issparse(X) else np.asarray(X)
+    return X.astype(np.float32, copy=False)
+
+
+def check_finite(X: np.ndarray, what: str) -> None:
+    bad = ~np.isfinite(X)
+    if bad.any():
+        raise ScdealError(f"{what} holds {int(bad.sum())} NaN or infinite values; remove or "
+                          "impute them before running scdeal")
+
+
+def target_on_symbols(adata: AnnData, gene_ids: str) -> AnnData:
+    """The target with var_names harmonised to HGNC symbols."""
+    return harmonize_var_names(adata, id_type=gene_ids, copy=True)
+
+
+def align_genes(adata: AnnData, genes: list[str], *, min_fraction: float, what: str) -> np.ndarray:
+    """Dense matrix of ``adata`` on ``genes`` in that order; absent genes are NaN columns.
+
+    Raises when fewer than ``min_fraction`` of ``genes`` are present.
+    """
+    present = pd.Index(adata.var_names)
+    hit = present.get_indexer(genes)
+    found = int((hit >= 0).sum())
+    if found == 0:
+        raise ScdealError(f"{what} shares no genes with the model; check --gene-ids "
+                          "(symbol, entrez, ensembl) and the species")
+    if found < min_fraction * len(genes):
+        raise ScdealError(f"{what} has only {found} of the model's {len(genes)} genes "
+                          f"({found / len(genes):.0%}, need {min_fraction:.0%}); it does not fit "
+                          "this model: train a new one on this target with `scdeal run`")
+    X = np.full((adata.n_obs, len(genes)), np.nan, dtype=np.float32)
+    cols = np.flatnonzero(hit >= 0)
+    X[:, cols] = dense_float32(adata.X[:, hit[cols]])
+    return X

@@ -1,0 +1,288 @@
+"""Training loops of the four scDEAL stages.
+
+1. pre-train a feature extractor on reconstruction (bulk M_b, single-cell M_s);
+2. train the bulk predictor P on M_b's embedding (M_b fine-tuned with it);
+3. DaNN transfer: CE(P(M_b(x_b)), y_b) + alpha * MMD^2(M_b(x_b), M_s(x_s)) [+ cluster term].
+
+Every stage keeps the weights of its best validation epoch and stops early after ``patience``
+epochs without improvement. No stage ever sees target labels: the transfer's validation loss is
+the bulk validation CE plus the MMD between bulk validation lines and held-out target cells.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..nn import (
+    DrugResponseNet,
+    FeatureExtractor,
+    classification_loss,
+    cluster_consistency_loss,
+    mmd2_unbiased,
+    sensitive_probability,
+)
+from .config import ScDealConfig
+
+log = logging.getLogger(__name__)
+
+# The MMD on validation data is computed on at most this many cells of each domain: the
+# kernel matrix is quadratic in the sample size.
+MAX_MMD_VALIDATION = 1024
+
+
+@dataclass
+class StageHistory:
+    """Loss curves and the chosen epoch of one training stage."""
+
+    stage: str
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    best_epoch: int = -1  # 0 = the state before the first epoch (transfer only)
+    best_val_loss: float = math.inf
+    extra: dict[str, list[float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"stage": self.stage, "epochs_run": len(self.train_loss),
+                "best_epoch": self.best_epoch, "best_val_loss": self.best_val_loss,
+                "train_loss": self.train_loss, "val_loss": self.val_loss, **self.extra}
+
+
+class _BestKeeper:
+    """Remembers the module states with the lowest validation loss; tells when to stop."""
+
+    def __init__(self, modules: list[torch.nn.Module], patience: int, history: StageHistory):
+        self.modules, self.patience, self.history = modules, patience, history
+        self.best_states = [copy.deepcopy(m.state_dict()) for m in modules]
+        self.since_best = 0
+
+    def update(self, epoch: int, val_loss: float) -> bool:
+        """Record ``val_loss``; return True when training should stop."""
+        if val_loss < self.history.best_val_loss - 1e-6:
+            self.history.best_val_loss, self.history.best_epoch = val_loss, epoch
+            self.best_states = [copy.deepcopy(m.state_dict()) for m in self.modules]
+            self.since_best = 0
+        else:
+            self.since_best += 1
+        return self.since_best >= self.patience
+
+    def restore(self) -> None:
+        for module, state in zip(self.modules, self.best_states, strict=True):
+            module.load_state_dict(state)
+            module.eval()
+
+
+def batch_indices(n: int, batch_size: int, generator: torch.Generator) -> list[Tensor]:
+    """Shuffled mini-batches covering all ``n`` rows; a last batch of one row joins the previous
+    one (BatchNorm cannot train on a single row)."""
+    order = torch.randperm(n, generator=generator)
+    batches = list(order.split(batch_size))
+    if len(batches) > 1 and len(batches[-1]) < 2:
+        batches[-2] = torch.cat([batches[-2], batches.pop()])
+    return batches
+
+
+def _cycle_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
+    while True:
+        yield from batch_indices(n, batch_size, generator)
+
+
+def _optimizer(params, config: ScDealConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _run_epochs(
+    *,
+    stage: str,
+    modules: list[torch.nn.Module],
+    epochs: int,
+    patience: int,
+    train_epoch: Callable[[], float],
+    validate: Callable[[], float],
+    progress: Callable[[str, int, int], None] | None,
+    validate_initial: bool = False,
+) -> StageHistory:
+    history = StageHistory(stage)
+    keeper = _BestKeeper(modules, patience, history)
+    if validate_initial:
+        for m in modules:
+            m.eval()
+        with torch.no_grad():
+            keeper.update(0, validate())
+        history.val_loss.append(history.best_val_loss)
+        history.train_loss.append(float("nan"))
+    for epoch in range(1, epochs + 1):
+        for m in modules:
+            m.train()
+        train_loss = train_epoch()
+        for m in modules:
+            m.eval()
+        with torch.no_grad():
+            val_loss = validate()
+        history.train_loss.append(train_loss)
+        history.val_loss.append(val_loss)
+        if progress:
+            progress(stage, epoch, epochs)
+        if not math.isfinite(train_loss):
+            log.warning("%s: training loss is not finite at epoch %d; stopping", stage, epoch)
+            break
+        if keeper.update(epoch, val_loss):
+            break
+    keeper.restore()
+    log.debug("%s: best epoch %d (val loss %.4f) of %d", stage, history.best_epoch,
+              history.best_val_loss, len(history.train_loss))
+    return history
+
+
+# ------------------------------------------------------------------------------------------
+
+
+def pretrain_extractor(
+    extractor: FeatureExtractor, X_train: Tensor, X_val: Tensor, config: ScDealConfig,
+    generator: torch.Generator, *, stage: str, progress=None,
+) -> StageHistory:
+    """Reconstruction pre-training (AE: MSE; DAE: MSE of the clean input; VAE: MSE + KL)."""
+    optimizer = _optimizer(extractor.parameters(), config)
+
+    def train_epoch() -> float:
+        total = 0.0
+        batches = batch_indices(len(X_train), config.batch_size, generator)
+        for idx in batches:
+            x = X_train[idx]
+            loss = extractor.loss(x, extractor(x), kl_weight=config.kl_weight)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+        return total / len(X_train)
+
+    def validate() -> float:
+        return float(extractor.loss(X_val, extractor(X_val), kl_weight=config.kl_weight))
+
+    return _run_epochs(stage=stage, modules=[extractor], epochs=config.pretrain_epochs,
+                       patience=config.patience, train_epoch=train_epoch, validate=validate,
+                       progress=progress)
+
+
+def train_predictor(
+    net: DrugResponseNet, X_train: Tensor, y_train: Tensor, X_val: Tensor, y_val: Tensor,
+    config: ScDealConfig, generator: torch.Generator, *, progress=None,
+) -> StageHistory:
+    """Bulk predictor P on M_b's embedding, M_b fine-tuned together with P (cross-entropy)."""
+    optimizer = _optimizer(net.parameters(), config)
+
+    def train_epoch() -> float:
+        total = 0.0
+        for idx in batch_indices(len(X_train), config.batch_size, generator):
+            loss = classification_loss(net(X_train[idx]), y_train[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+        return total / len(X_train)
+
+    def validate() -> float:
+        return float(classification_loss(net(X_val), y_val))
+
+    return _run_epochs(stage="bulk_predictor", modules=[net], epochs=config.predictor_epochs,
+                       patience=config.patience, train_epoch=train_epoch, validate=validate,
+                       progress=progress)
+
+
+def _subsample(n: int, k: int, seed: int) -> np.ndarray:
+    if n <= k:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, k, replace=False))
+
+
+def train_transfer(
+    bulk_net: DrugResponseNet, target_extractor: FeatureExtractor,
+    Xb_train: Tensor, yb_train: Tensor, Xb_val: Tensor, yb_val: Tensor,
+    Xs_train: Tensor, Xs_val: Tensor, config: ScDealConfig, generator: torch.Generator, *,
+    clusters_train: Tensor | None = None, clusters_val: Tensor | None = None, progress=None,
+) -> StageHistory:
+    """DaNN transfer (paper Eq. 5), optionally with the cluster-consistency term.
+
+    Each epoch visits every training cell once in batches of ``batch_size``; each cell batch is
+    paired with the next batch of a shuffled, endlessly cycled pass over the bulk training
+    lines. ``transfer_update="all"`` optimises M_b, M_s and P together (the paper);
+    ``"target_only"`` optimises M_s alone (the original code), with M_b and P frozen in eval
+    mode so that their BatchNorm statistics do not drift either.
+    """
+    predictor, bulk_extractor = bulk_net.predictor, bulk_net.extractor
+    update_all = config.transfer_update == "all"
+    trained: list[torch.nn.Module] = [target_extractor]
+    params = list(target_extractor.parameters())
+    if update_all:
+        trained += [bulk_extractor, predictor]
+        params += list(bulk_extractor.parameters()) + list(predictor.parameters())
+    else:
+        for p in [*bulk_extractor.parameters(), *predictor.parameters()]:
+            p.requires_grad_(False)
+    optimizer = _optimizer(params, config)
+    alpha, beta = config.mmd_weight, config.cluster_weight
+    bandwidths = (torch.tensor([config.mmd_bandwidth]) if config.mmd_kernel == "single" else None)
+
+    def mmd(a: Tensor, b: Tensor) -> Tensor:
+        return mmd2_unbiased(a, b, bandwidths=bandwidths, n_kernels=config.mmd_n_kernels)
+
+    bulk_batches = _cycle_batches(len(Xb_train), config.batch_size, generator)
+    val_b = torch.as_tensor(_subsample(len(Xb_val), MAX_MMD_VALIDATION, config.seed))
+    val_s = torch.as_tensor(_subsample(len(Xs_val), MAX_MMD_VALIDATION, config.seed + 1))
+    parts: dict[str, list[float]] = {"val_ce": [], "val_mmd": [], "val_cluster": []}
+
+    def set_modes() -> None:
+        if not update_all:  # frozen parts stay in eval mode
+            bulk_extractor.eval()
+            predictor.eval()
+
+    def train_epoch() -> float:
+        set_modes()
+        total, n_seen = 0.0, 0
+        for idx in batch_indices(len(Xs_train), config.batch_size, generator):
+            xb_idx = next(bulk_batches)
+            xs = Xs_train[idx]
+            emb_b = bulk_extractor.encode(Xb_train[xb_idx])
+            emb_s = target_extractor.encode(xs)
+            loss = classification_loss(predictor(emb_b), yb_train[xb_idx])
+            loss = loss + alpha * mmd(emb_b, emb_s)
+            if beta > 0 and clusters_train is not None:
+                prob_s = sensitive_probability(predictor(emb_s))
+                loss = loss + beta * cluster_consistency_loss(prob_s, clusters_train[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+            n_seen += len(idx)
+        return total / n_seen
+
+    def validate() -> float:
+        emb_b = bulk_extractor.encode(Xb_val)
+        emb_s = target_extractor.encode(Xs_val)
+        ce = float(classification_loss(predictor(emb_b), yb_val))
+        dist = float(mmd(emb_b[val_b], emb_s[val_s]))
+        cl = 0.0
+        if beta > 0 and clusters_val is not None:
+            cl = float(cluster_consistency_loss(sensitive_probability(predictor(emb_s)),
+                                                clusters_val))
+        parts["val_ce"].append(ce)
+        parts["val_mmd"].append(dist)
+        parts["val_cluster"].append(cl)
+        return ce + alpha * dist + beta * cl
+
+    try:
+        history = _run_epochs(stage="transfer", modules=trained, epochs=config.transfer_epochs,
+                              patience=config.patience, train_epoch=train_epoch,
+                              validate=validate, progress=progress, validate_initial=True)
+    finally:
+        for p in [*bulk_extractor.parameters(), *predictor.parameters()]:
+            p.requires_grad_(True)
+    history.extra = parts
+    return history

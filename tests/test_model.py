@@ -1,0 +1,201 @@
+"""The scDEAL model on a tiny real case: splits, sampling, scaling, determinism, save/load,
+predictions in AnnData, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from anndata import AnnData
+
+from scdeal.data import load_gdsc
+from scdeal.data.singlecell import read_target
+from scdeal.errors import ScdealError
+from scdeal.model import ScDEAL, ScDealConfig, classification_metrics
+from scdeal.model._prepare import resample, stratified_split
+
+TINY = dict(hidden_dims=(32,), latent_dim=8, predictor_dims=(8,), pretrain_epochs=3,
+            predictor_epochs=3, transfer_epochs=3, patience=2, batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def bulk(gdsc_data_dir):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SCDEAL_DATA_DIR", gdsc_data_dir)
+    try:
+        yield load_gdsc()
+    finally:
+        mp.undo()
+
+
+@pytest.fixture(scope="module")
+def gefitinib_cells(shared_dir):
+    return read_target(shared_dir / "scad" / "Target_expr_resp_z.Gefitinib_tp4k.tsv",
+                       label_key="response")
+
+
+@pytest.fixture(scope="module")
+def fitted(bulk, gefitinib_cells):
+    model = ScDEAL(ScDealConfig(**TINY, seed=3))
+    model.fit(gefitinib_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
+    return model
+
+
+# ------------------------------------------------------------------------------------------
+# pieces
+
+
+def test_stratified_split_fractions_and_class_balance():
+    y = np.array([1] * 40 + [0] * 160)
+    train, val, test = stratified_split(y, (0.6, 0.2, 0.2), seed=0)
+    assert len(set(train) | set(val) | set(test)) == 200
+    assert not (set(train) & set(val) or set(train) & set(test) or set(val) & set(test))
+    assert (len(train), len(val), len(test)) == (120, 40, 40)
+    for part in (train, val, test):
+        assert y[part].mean() == pytest.approx(0.2, abs=0.03)
+
+
+@pytest.mark.parametrize("method", ["upsampling", "downsampling", "smote"])
+def test_resampling_balances_classes(method):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 5)).astype(np.float32)
+    y = np.array([1] * 15 + [0] * 85)
+    X_res, y_res = resample(X, y, method, seed=0)
+    n1, n0 = int((y_res == 1).sum()), int((y_res == 0).sum())
+    assert n1 == n0
+    assert n1 == (15 if method == "downsampling" else 85)
+    if method == "upsampling":  # duplicates of real rows only
+        rows = {tuple(r) for r in X}
+        assert all(tuple(r) in rows for r in X_res)
+    if method == "smote":  # new points are interpolations of minority rows
+        assert len({tuple(r) for r in X_res}) > len({tuple(r) for r in X})
+
+
+def test_resampling_none_and_unknown():
+    X, y = np.zeros((4, 2), np.float32), np.array([0, 0, 1, 1])
+    assert resample(X, y, "none", 0)[0] is X
+    with pytest.raises(ScdealError, match="unknown sampling"):
+        resample(X, y, "bootstrap", 0)
+
+
+def test_config_round_trip_and_validation(tmp_path):
+    config = ScDealConfig(latent_dim=16, sampling="smote")
+    assert ScDealConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(ScdealError, match="unknown configuration keys"):
+        ScDealConfig.from_dict({"latent": 3})
+    with pytest.raises(ScdealError, match="sampling must be one of"):
+        ScDealConfig(sampling="bootstrap")
+    path = tmp_path / "c.toml"
+    path.write_text('preset = "paper_GSE112274"\nseed = 5\n')
+    loaded = ScDealConfig.from_file(path)
+    assert (loaded.latent_dim, loaded.seed, loaded.sampling) == (256, 5, "none")
+
+
+# ------------------------------------------------------------------------------------------
+# the fitted model
+
+
+def test_bulk_scaler_fitted_on_training_split_only(fitted, bulk):
+    from scdeal.model._prepare import bulk_expression_on_symbols
+
+    expr, _ = bulk_expression_on_symbols(bulk)
+    labels = bulk.labels_for("Gefitinib")[0].labels.dropna().astype(int)
+    labels = labels[labels.index.isin(expr.index)]
+    train, val, test = stratified_split(labels.to_numpy(), fitted.config.split, fitted.config.seed)
+    X = expr.loc[labels.index, fitted.bulk_genes].to_numpy(np.float64)
+    np.testing.assert_allclose(fitted.bulk_scaler.mean, X[train].mean(0), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(fitted.bulk_scaler.mean, X.mean(0), rtol=1e-4, atol=1e-5)
+    counts = fitted.training["bulk_lines"]
+    assert (counts["train"], counts["val"], counts["test"]) == (len(train), len(val), len(test))
+
+
+def test_predictions_written_into_anndata(fitted, gefitinib_cells):
+    adata = gefitinib_cells.copy()
+    before_X = adata.X.copy()
+    fitted.predict(adata, label_key="response", key_prefix="gef_")
+    p = adata.obs["gef_sens_preds"].to_numpy()
+    assert np.all((p >= 0) & (p <= 1))
+    np.testing.assert_allclose(adata.obs["gef_rest_preds"], 1 - p, atol=1e-6)
+    label = adata.obs["gef_sens_label"]
+    assert list(label.cat.categories) == [0, 1]
+    assert (label.astype(int).to_numpy() == (p >= 0.5)).all()
+    assert adata.obsm["gef_X_scdeal"].shape == (adata.n_obs, fitted.config.latent_dim)
+    assert "gef_sens_preds_pret" in adata.obs
+    info = adata.uns["gef_scdeal"]
+    expected = classification_metrics(adata.obs["response"].astype(int), p)
+    assert info["metrics"]["auroc"] == pytest.approx(expected["auroc"])
+    assert info["drug"] == "Gefitinib" and info["seed"] == 3
+    np.testing.assert_array_equal(adata.X, before_X)  # X untouched
+
+
+def test_transfer_changes_the_target_encoder(fitted):
+    pre = fitted.pretransfer_net.extractor.state_dict()
+    post = fitted.target_net.extractor.state_dict()
+    best = [h for h in fitted.training["history"] if h["stage"] == "transfer"][0]["best_epoch"]
+    changed = any(not torch.equal(pre[k], post[k]) for k in pre)
+    assert changed == (best > 0)
+
+
+def test_same_seed_same_predictions(bulk, gefitinib_cells, fitted):
+    again = ScDEAL(ScDealConfig(**TINY, seed=3))
+    again.fit(gefitinib_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
+    a = fitted.predict_proba(gefitinib_cells)
+    b = again.predict_proba(gefitinib_cells)
+    np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
+    other = ScDEAL(ScDealConfig(**TINY, seed=4))
+    other.fit(gefitinib_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
+    assert not np.array_equal(a.to_numpy(), other.predict_proba(gefitinib_cells).to_numpy())
+
+
+def test_save_load_round_trip(fitted, gefitinib_cells, tmp_path):
+    fitted.save(tmp_path / "m")
+    loaded = ScDEAL.load(tmp_path / "m")
+    assert not loaded.target_net.training
+    np.testing.assert_array_equal(fitted.predict_proba(gefitinib_cells).to_numpy(),
+                                  loaded.predict_proba(gefitinib_cells).to_numpy())
+    a = fitted.predict(gefitinib_cells, copy=True)
+    b = loaded.predict(gefitinib_cells, copy=True)
+    np.testing.assert_array_equal(a.obs["sens_preds_pret"], b.obs["sens_preds_pret"])
+    np.testing.assert_array_equal(a.obsm["X_scdeal"], b.obsm["X_scdeal"])
+    with pytest.raises(ScdealError, match="exists"):
+        fitted.save(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "config.json", "genes.json", "model.safetensors", "scalers.npz", "training.json"]
+
+
+def test_load_refuses_a_target_whose_genes_do_not_fit(fitted, gefitinib_cells):
+    half = gefitinib_cells[:, : gefitinib_cells.n_vars // 3].copy()
+    with pytest.raises(ScdealError, match="does not fit this model"):
+        fitted.predict(half)
+
+
+def test_load_refuses_a_folder_that_is_not_a_model(tmp_path):
+    with pytest.raises(ScdealError, match="not a saved scdeal model"):
+        ScDEAL.load(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------
+# bad input
+
+
+def test_no_shared_genes(bulk):
+    adata = AnnData(np.random.default_rng(0).normal(size=(30, 300)).astype(np.float32),
+                    var=pd.DataFrame(index=[f"NOTAGENE{i}" for i in range(300)]))
+    with pytest.raises(ScdealError):
+        ScDEAL(ScDealConfig(**TINY)).fit(adata, "Gefitinib", bulk=bulk, gene_ids="symbol")
+
+
+def test_nan_in_target(bulk, gefitinib_cells):
+    adata = gefitinib_cells.copy()
+    adata.X[0, 0] = np.nan
+    with pytest.raises(ScdealError, match="NaN"):
+        ScDEAL(ScDealConfig(**TINY)).fit(adata, "Gefitinib", bulk=bulk, gene_ids="entrez")
+
+
+def test_drug_with_too_few_labelled_lines(bulk, gefitinib_cells):
+    model = ScDEAL(ScDealConfig(**TINY, min_per_class=500))
+    with pytest.raises(ScdealError, match="at least 500 of each"):
+        model.fit(gefitinib_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
