@@ -130,7 +130,7 @@ class ScDEAL:
         self.drug = bulk.resolve_drug(drug)
         self.gene_ids = gene_ids
         bulk_expr, bulk_gene_summary = prep.bulk_expression_on_symbols(bulk)
-        target = self._prepare_target(adata)
+        target = self.prepare_target(adata)
         timings["load_and_preprocess"] = time.perf_counter() - start
 
         # Gene spaces.
@@ -272,7 +272,7 @@ class ScDEAL:
                      flavor="igraph", n_iterations=2, directed=False)
         return torch.as_tensor(ad.obs["leiden"].astype(int).to_numpy(), device=X.device)
 
-    def _prepare_target(self, adata: AnnData) -> AnnData:
+    def prepare_target(self, adata: AnnData) -> AnnData:
         """Gene ids -> HGNC symbols, then the preprocessing the configuration asks for."""
         if adata.n_obs == 0 or adata.n_vars == 0:
             raise ScdealError(f"the target is empty ({adata.n_obs} cells x {adata.n_vars} genes)")
@@ -286,9 +286,9 @@ class ScDEAL:
         if not self.is_fitted:
             raise ScdealError("the model is not trained: call fit() or ScDEAL.load(dir) first")
 
-    def _target_matrix(self, adata: AnnData) -> tuple[np.ndarray, pd.Index]:
+    def target_matrix(self, adata: AnnData) -> tuple[np.ndarray, pd.Index]:
         """Standardised matrix on the model's genes and the obs names it covers."""
-        target = self._prepare_target(adata)
+        target = self.prepare_target(adata)
         X = prep.align_genes(target, self.target_genes, min_fraction=MIN_GENE_FRACTION,
                              what="the target")
         missing = np.isnan(X[0]) if len(X) else np.zeros(0, bool)
@@ -315,7 +315,7 @@ class ScDEAL:
     def predict_proba(self, adata: AnnData) -> pd.Series:
         """Probability that each cell is sensitive (NaN for cells removed by QC)."""
         self._check_fitted()
-        X, names = self._target_matrix(adata)
+        X, names = self.target_matrix(adata)
         prob, _ = self._run_net(self.target_net, X)
         return pd.Series(prob, index=names).reindex(adata.obs_names)
 
@@ -336,7 +336,7 @@ class ScDEAL:
         Returns the annotated copy when ``copy=True``, else ``None``.
         """
         self._check_fitted()
-        X, names = self._target_matrix(adata)
+        X, names = self.target_matrix(adata)
         prob, emb = self._run_net(self.target_net, X)
         prob_pre, _ = self._run_net(self.pretransfer_net, X)
         out = adata.copy() if copy else adata
