@@ -199,3 +199,15 @@ def test_drug_with_too_few_labelled_lines(bulk, gefitinib_cells):
     model = ScDEAL(ScDealConfig(**TINY, min_per_class=500))
     with pytest.raises(ScdealError, match="at least 500 of each"):
         model.fit(gefitinib_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
+
+
+def test_chunked_prediction_of_a_backed_file_matches_in_memory(fitted, gefitinib_cells, tmp_path):
+    path = tmp_path / "cells.h5ad"
+    gefitinib_cells.write_h5ad(path)
+    streamed = fitted.predict_file(path, chunk_size=20, embedding=True)
+    expected = fitted.predict(gefitinib_cells, copy=True)
+    assert list(streamed.obs_names) == list(gefitinib_cells.obs_names)
+    np.testing.assert_allclose(streamed.obs["sens_preds"], expected.obs["sens_preds"], atol=1e-6)
+    np.testing.assert_allclose(streamed.obsm["X_scdeal"], expected.obsm["X_scdeal"], atol=1e-5)
+    with pytest.raises(ScdealError, match="not an .h5ad file"):
+        fitted.predict_file(tmp_path / "cells.csv")

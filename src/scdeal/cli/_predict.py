@@ -14,6 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_target_arguments(parser)
     parser.add_argument("--key-prefix", default="", help="prefix for the obs/obsm/uns keys")
     parser.add_argument("--device", choices=["cpu", "cuda"], default=None)
+    parser.add_argument("--chunk-size", type=int, help="read a .h5ad target in chunks of this "
+                        "many cells (for data larger than memory); the output then holds the "
+                        "predictions without the expression matrix")
     parser.add_argument("--out", required=True, help="output .h5ad file")
     parser.set_defaults(func=_predict)
 
@@ -27,9 +30,18 @@ def _predict(args: argparse.Namespace) -> int:
     if (folder / "model" / "config.json").is_file():  # a run folder: use its model
         folder = folder / "model"
     model = ScDEAL.load(folder, device=args.device)
-    adata = read_target_from_args(args)
     if args.gene_ids != "auto":
         model.gene_ids = args.gene_ids
+    if args.chunk_size:
+        out = model.predict_file(args.target, chunk_size=args.chunk_size,
+                                 key_prefix=args.key_prefix)
+        with atomic_path(args.out, suffix=".h5ad") as tmp:
+            out.write_h5ad(tmp)
+        n_sens = int((out.obs[f"{args.key_prefix}sens_label"] == 1).sum())
+        print(f"scdeal predict: {model.drug}, {out.n_obs} cells (chunks of {args.chunk_size}), "
+              f"{n_sens} predicted sensitive -> {args.out}")
+        return 0
+    adata = read_target_from_args(args)
     model.predict(adata, label_key=args.label_key, label_map=label_map_from_args(args),
                   key_prefix=args.key_prefix)
     with atomic_path(args.out, suffix=".h5ad") as tmp:

@@ -371,6 +371,25 @@ class ScDEAL:
         out.uns[f"{key_prefix}scdeal"] = uns
         return out if copy else None
 
+    def predict_file(self, path: str | Path, *, chunk_size: int = 20000, embedding: bool = False,
+                     key_prefix: str = "") -> AnnData:
+        """Predict a ``.h5ad`` file too large for memory, reading ``chunk_size`` cells at a time.
+
+        Returns an AnnData with the file's cells, no genes, and the prediction keys of
+        :meth:`predict` (``obsm`` embedding only when ``embedding=True``). See
+        :mod:`scdeal.model._streaming` for the two steps that differ from :meth:`predict`.
+        """
+        from ._streaming import predict_backed
+
+        self._check_fitted()
+        out = predict_backed(self, path, chunk_size=chunk_size, embedding=embedding,
+                             key_prefix=key_prefix)
+        info = self.summary()
+        uns = _uns_safe(info)
+        uns["summary_json"] = json.dumps(info)
+        out.uns[f"{key_prefix}scdeal"] = uns
+        return out
+
     def summary(self) -> dict[str, Any]:
         """Configuration, genes, versions and training summary (JSON-serialisable)."""
         from importlib.metadata import version

@@ -1,0 +1,78 @@
+"""Prediction for datasets larger than memory: a backed ``.h5ad`` read in chunks of cells.
+
+Each chunk goes through the same steps as :meth:`ScDEAL.predict` (gene ids -> symbols, the
+configured preprocessing, the model's scaler, the network) with two differences, both because
+they are dataset-level decisions that a chunk cannot make alone:
+
+- the value kind (counts / normalised / ...) is detected once, on the first chunk, and then
+  fixed for every chunk;
+- genes are not filtered by the number of cells expressing them (``min_cells``); per-cell QC
+  (``min_genes``, mitochondrial fraction) still applies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import anndata
+import numpy as np
+import pandas as pd
+import torch
+from anndata import AnnData
+
+from ..data.singlecell import detect_value_kind
+from ..errors import ScdealError
+
+
+def predict_backed(model, path: str | Path, *, chunk_size: int = 20000,
+                   embedding: bool = False, key_prefix: str = "") -> AnnData:
+    """Predict every cell of the ``.h5ad`` file at ``path`` without loading it whole.
+
+    Returns an AnnData with the same ``obs_names`` and no genes, holding
+    ``obs[prefix+'sens_preds']``, ``'rest_preds'``, ``'sens_label'`` (and
+    ``obsm[prefix+'X_scdeal']`` when ``embedding=True``). Peak memory is set by
+    ``chunk_size``, not by the number of cells.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".h5ad" or not path.is_file():
+        raise ScdealError(f"{path} is not an .h5ad file; chunked prediction reads .h5ad only")
+    try:
+        backed = anndata.read_h5ad(path, backed="r")
+    except OSError as exc:
+        raise ScdealError(f"{path} is not a readable .h5ad file ({exc})") from exc
+    original = model.config
+    try:
+        n = backed.n_obs
+        probs = np.full(n, np.nan, dtype=np.float32)
+        emb = np.full((n, original.latent_dim), np.nan, dtype=np.float32) if embedding else None
+        var = backed.var.copy()
+        for start in range(0, n, chunk_size):
+            stop = min(start + chunk_size, n)
+            X = backed.X[start:stop]
+            chunk = AnnData(X=X, obs=pd.DataFrame(index=backed.obs_names[start:stop]), var=var)
+            if start == 0:
+                kind = original.preprocess.input_kind
+                if kind == "auto":
+                    kind = detect_value_kind(chunk.X)
+                model.config = original.replace(preprocess=dataclasses.replace(
+                    original.preprocess, input_kind=kind, min_cells=0))
+            Xs, names = model.target_matrix(chunk)
+            pos = start + chunk.obs_names.get_indexer(names)
+            with torch.no_grad():
+                p, e = model._run_net(model.target_net, Xs)
+            probs[pos] = p
+            if emb is not None:
+                emb[pos] = e
+    finally:
+        model.config = original
+        backed.file.close()
+    out = AnnData(obs=pd.DataFrame(index=backed.obs_names.copy()))
+    out.obs[f"{key_prefix}sens_preds"] = probs
+    out.obs[f"{key_prefix}rest_preds"] = 1.0 - probs
+    labels = np.where(np.isnan(probs), np.nan, (probs >= 0.5).astype(float))
+    out.obs[f"{key_prefix}sens_label"] = pd.Categorical(pd.Series(labels).astype("Int64"),
+                                                        categories=[0, 1])
+    if emb is not None:
+        out.obsm[f"{key_prefix}X_scdeal"] = emb
+    return out
