@@ -18,7 +18,7 @@ from scdeal.model import ScDEAL, ScDealConfig, classification_metrics
 from scdeal.model._prepare import resample, stratified_split
 
 TINY = dict(hidden_dims=(32,), latent_dim=8, predictor_dims=(8,), pretrain_epochs=3,
-            predictor_epochs=3, transfer_epochs=3, patience=2, batch_size=64)
+            predictor_epochs=3, transfer_epochs=3, patience=2, batch_size=64, n_models=1)
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +106,9 @@ def test_bulk_scaler_fitted_on_training_split_only(fitted, bulk):
     labels = labels[labels.index.isin(expr.index)]
     train, val, test = stratified_split(labels.to_numpy(), fitted.config.split, fitted.config.seed)
     X = expr.loc[labels.index, fitted.bulk_genes].to_numpy(np.float64)
-    np.testing.assert_allclose(fitted.bulk_scaler.mean, X[train].mean(0), rtol=1e-4, atol=1e-5)
-    assert not np.allclose(fitted.bulk_scaler.mean, X.mean(0), rtol=1e-4, atol=1e-5)
+    scaler = fitted.members[0].bulk_scaler
+    np.testing.assert_allclose(scaler.mean, X[train].mean(0), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(scaler.mean, X.mean(0), rtol=1e-4, atol=1e-5)
     counts = fitted.training["bulk_lines"]
     assert (counts["train"], counts["val"], counts["test"]) == (len(train), len(val), len(test))
 
@@ -164,6 +165,23 @@ def test_save_load_round_trip(fitted, gefitinib_cells, tmp_path):
         fitted.save(tmp_path / "m")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
         "config.json", "genes.json", "model.safetensors", "scalers.npz", "training.json"]
+
+
+def test_ensemble_averages_members_and_round_trips(bulk, gefitinib_cells, tmp_path):
+    from scdeal.nn import EnsembleNet
+
+    model = ScDEAL(ScDealConfig(**{**TINY, "n_models": 2}, seed=7))
+    model.fit(gefitinib_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
+    assert isinstance(model.target_net, EnsembleNet) and len(model.members) == 2
+    X, _ = model.target_matrix(gefitinib_cells)
+    x = torch.as_tensor(X)
+    members = [m.target_net.predict_proba(x).numpy() for m in model.members]
+    assert not np.allclose(members[0], members[1])  # differently seeded members
+    ensemble = model.predict_proba(gefitinib_cells).to_numpy()
+    np.testing.assert_allclose(ensemble, np.mean(members, axis=0), atol=1e-6)
+    model.save(tmp_path / "ens")
+    loaded = ScDEAL.load(tmp_path / "ens")
+    np.testing.assert_array_equal(loaded.predict_proba(gefitinib_cells).to_numpy(), ensemble)
 
 
 def test_load_refuses_a_target_whose_genes_do_not_fit(fitted, gefitinib_cells):

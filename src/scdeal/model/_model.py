@@ -6,6 +6,7 @@ import copy
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from .._io import atomic_dir
 from ..data.gdsc import BulkData
 from ..data.preprocess import preprocess_target
 from ..errors import ScdealError
-from ..nn import DrugResponseNet, FeatureExtractor, ResponsePredictor
+from ..nn import DrugResponseNet, EnsembleNet, FeatureExtractor, ResponsePredictor
 from . import _prepare as prep
 from . import _training as train
 from .config import ScDealConfig
@@ -30,6 +31,16 @@ log = logging.getLogger(__name__)
 # Fraction of the model's target genes a dataset must have to be predicted by it.
 MIN_GENE_FRACTION = 0.9
 PREDICT_CHUNK = 8192
+
+
+@dataclass
+class _Member:
+    """One independently seeded scDEAL network set (an ensemble has several)."""
+
+    bulk_net: DrugResponseNet
+    target_net: DrugResponseNet
+    pretransfer_net: DrugResponseNet
+    bulk_scaler: prep.Standardizer
 
 
 class ScDEAL:
@@ -72,11 +83,12 @@ class ScDEAL:
         self.gene_ids = "auto"
         self.bulk_genes: list[str] = []
         self.target_genes: list[str] = []
-        self.bulk_scaler: prep.Standardizer | None = None
         self.target_scaler: prep.Standardizer | None = None
-        self.bulk_net: DrugResponseNet | None = None
-        self.target_net: DrugResponseNet | None = None
-        self.pretransfer_net: DrugResponseNet | None = None
+        self.members: list[_Member] = []
+        # Deployable networks (a DrugResponseNet, or an EnsembleNet of the members').
+        self.bulk_net: DrugResponseNet | EnsembleNet | None = None
+        self.target_net: DrugResponseNet | EnsembleNet | None = None
+        self.pretransfer_net: DrugResponseNet | EnsembleNet | None = None
         self.training: dict[str, Any] = {}
 
     def __repr__(self) -> str:
@@ -119,9 +131,6 @@ class ScDEAL:
         device = self._device()
         timings: dict[str, float] = {}
         start = time.perf_counter()
-        torch.manual_seed(cfg.seed)
-        np.random.seed(cfg.seed)
-        generator = torch.Generator().manual_seed(cfg.seed)
 
         if bulk is None:
             from ..data.gdsc import load_gdsc
@@ -131,7 +140,6 @@ class ScDEAL:
         self.gene_ids = gene_ids
         bulk_expr, bulk_gene_summary = prep.bulk_expression_on_symbols(bulk)
         target = self.prepare_target(adata)
-        timings["load_and_preprocess"] = time.perf_counter() - start
 
         # Gene spaces.
         if cfg.gene_space == "shared":
@@ -144,27 +152,78 @@ class ScDEAL:
         else:
             self.bulk_genes = list(bulk_expr.columns)
             self.target_genes = list(target.var_names)
-        split = prep.bulk_split(bulk, self.drug, cfg, bulk_expr[self.bulk_genes])
+        bulk_expr = bulk_expr[self.bulk_genes]
+
+        # Target matrix: standardised over all target cells (no labels involved).
+        Xs = prep.dense_float32(target[:, self.target_genes].X)
+        prep.check_finite(Xs, "the target expression matrix")
+        if len(Xs) < 6:
+            raise ScdealError(f"the target has {len(Xs)} cells after preprocessing; at least "
+                              "6 are needed to train")
+        self.target_scaler = prep.Standardizer.fit(Xs)
+        Xs = self.target_scaler.transform(Xs)
+        timings["load_and_preprocess"] = time.perf_counter() - start
+
+        bar = _Progress(progress)
+        members, reports = [], []
+        for index in range(cfg.n_models):
+            member, report = self._fit_member(bulk, bulk_expr, Xs, cfg.seed + index, device, bar)
+            members.append(member)
+            reports.append(report)
+            for stage, seconds in report["timings_s"].items():
+                timings[stage] = timings.get(stage, 0.0) + seconds
+        bar.close()
+        self.members = members
+        self._assemble()
+
+        first = reports[0]
+        bulk_test = {key: float(np.mean([r["bulk_test_metrics"][key] for r in reports]))
+                     for key in first["bulk_test_metrics"]}
+        self.training = {
+            "drug": self.drug,
+            "release": first["release"],
+            "bulk_source": bulk.source,
+            "binarization": first["binarization"],
+            "bulk_lines": first["bulk_lines"],
+            "bulk_gene_mapping": bulk_gene_summary,
+            "target_gene_mapping": target.uns.get("scdeal_gene_mapping", {}),
+            "preprocess": target.uns.get("scdeal_preprocess", {}),
+            "n_target_cells": int(len(Xs)),
+            "n_bulk_genes": len(self.bulk_genes),
+            "n_target_genes": len(self.target_genes),
+            "n_models": cfg.n_models,
+            "bulk_test_metrics": bulk_test,
+            "bulk_test_metrics_per_model": [r["bulk_test_metrics"] for r in reports],
+            "history": [{**h, "model": i} for i, r in enumerate(reports) for h in r["history"]],
+            "n_clusters": first["n_clusters"],
+            "timings_s": timings,
+        }
+        self.is_fitted = True
+        log.info("bulk test (%d lines, mean of %d models): AUROC %.3f, AP %.3f (prevalence %.3f)",
+                 bulk_test["n_cells"], cfg.n_models, bulk_test["auroc"], bulk_test["ap"],
+                 bulk_test["prevalence"])
+        return self
+
+    def _fit_member(self, bulk: BulkData, bulk_expr: pd.DataFrame, Xs: np.ndarray, seed: int,
+                    device: torch.device, bar: _Progress) -> tuple[_Member, dict]:
+        """Train one ensemble member: its own bulk split, initialisation and batches."""
+        cfg = self.config.replace(seed=seed)
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        generator = torch.Generator().manual_seed(seed)
+        timings: dict[str, float] = {}
+        split = prep.bulk_split(bulk, self.drug, cfg, bulk_expr)
 
         # Bulk matrices: scaler fitted on the training split only; resampling of train only.
         Xb = split.X.to_numpy(np.float32)
         yb = split.y.to_numpy()
-        self.bulk_scaler = prep.Standardizer.fit(Xb[split.train])
-        Xb = self.bulk_scaler.transform(Xb)
+        bulk_scaler = prep.Standardizer.fit(Xb[split.train])
+        Xb = bulk_scaler.transform(Xb)
         Xb_train_rs, yb_train_rs = prep.resample(Xb[split.train], yb[split.train], cfg.sampling,
-                                                 cfg.seed)
-        # Target matrix: standardised over all target cells (no labels involved).
-        Xs = prep.dense_float32(target[:, self.target_genes].X)
-        prep.check_finite(Xs, "the target expression matrix")
-        self.target_scaler = prep.Standardizer.fit(Xs)
-        Xs = self.target_scaler.transform(Xs)
-        rng = np.random.default_rng(cfg.seed)
-        order = rng.permutation(len(Xs))
+                                                 seed)
+        order = np.random.default_rng(seed).permutation(len(Xs))
         n_val = max(2, int(round(cfg.target_val_fraction * len(Xs))))
         s_val, s_train = np.sort(order[:n_val]), np.sort(order[n_val:])
-        if len(s_train) < 4:
-            raise ScdealError(f"the target has {len(Xs)} cells after preprocessing; at least "
-                              "6 are needed to train")
 
         def tensor(a):
             return torch.as_tensor(a, device=device)
@@ -175,7 +234,6 @@ class ScDEAL:
         yt = {k: torch.as_tensor(v, dtype=torch.long, device=device) for k, v in {
             "train_rs": yb_train_rs, "val": yb[split.val], "test": yb[split.test]}.items()}
         ts_train, ts_val, ts_all = tensor(Xs[s_train]), tensor(Xs[s_val]), tensor(Xs)
-        bar = _Progress(progress)
 
         # 1. Bulk extractor M_b.
         t0 = time.perf_counter()
@@ -186,14 +244,12 @@ class ScDEAL:
 
         # 2. Predictor P on M_b (M_b fine-tuned with it).
         t0 = time.perf_counter()
-        predictor = ResponsePredictor(cfg.latent_dim, cfg.predictor_dims, dropout=cfg.dropout,
-                                      batch_norm=cfg.batch_norm,
-                                      activation=cfg.activation).to(device)
-        self.bulk_net = DrugResponseNet(bulk_extractor, predictor)
-        hist_p = train.train_predictor(self.bulk_net, tb["train_rs"], yt["train_rs"], tb["val"],
+        predictor = self._predictor().to(device)
+        bulk_net = DrugResponseNet(bulk_extractor, predictor)
+        hist_p = train.train_predictor(bulk_net, tb["train_rs"], yt["train_rs"], tb["val"],
                                        yt["val"], cfg, generator, progress=bar)
         bulk_test = classification_metrics(
-            yb[split.test], self.bulk_net.predict_proba(tb["test"]).cpu().numpy())
+            yb[split.test], bulk_net.predict_proba(tb["test"]).cpu().numpy())
         timings["bulk_predictor"] = time.perf_counter() - t0
 
         # 3. Single-cell extractor M_s.
@@ -203,8 +259,8 @@ class ScDEAL:
             target_extractor.load_state_dict(bulk_extractor.state_dict())
         hist_s = train.pretrain_extractor(target_extractor, ts_train, ts_val, cfg, generator,
                                           stage="target_extractor", progress=bar)
-        self.pretransfer_net = DrugResponseNet(copy.deepcopy(target_extractor),
-                                               copy.deepcopy(predictor)).eval()
+        pretransfer_net = DrugResponseNet(copy.deepcopy(target_extractor),
+                                          copy.deepcopy(predictor)).eval()
         timings["target_extractor"] = time.perf_counter() - t0
 
         # 4. DaNN transfer.
@@ -213,42 +269,44 @@ class ScDEAL:
         clusters = None
         if cfg.transfer:
             if cfg.cluster_weight > 0:
-                clusters = self._clusters(target_extractor, ts_all)
+                clusters = self._clusters(target_extractor, ts_all, seed)
             hist_t = train.train_transfer(
-                self.bulk_net, target_extractor, tb["train_rs"], yt["train_rs"], tb["val"],
+                bulk_net, target_extractor, tb["train_rs"], yt["train_rs"], tb["val"],
                 yt["val"], ts_train, ts_val, cfg, generator,
                 clusters_train=None if clusters is None else clusters[s_train],
                 clusters_val=None if clusters is None else clusters[s_val], progress=bar)
-        self.target_net = DrugResponseNet(target_extractor, self.bulk_net.predictor).eval()
-        self.bulk_net.eval()
+        target_net = DrugResponseNet(target_extractor, bulk_net.predictor).eval()
+        bulk_net.eval()
         timings["transfer"] = time.perf_counter() - t0
-        bar.close()
 
-        self.training = {
-            "drug": self.drug,
+        report = {
             "release": split.release,
-            "bulk_source": bulk.source,
             "binarization": {"method": cfg.binarization, "branch": split.binarization,
                              "cutoff": split.cutoff, "metric": cfg.metric},
             "bulk_lines": {"sensitive": int(split.y.sum()),
                            "resistant": int((split.y == 0).sum()),
                            "train": len(split.train), "val": len(split.val),
                            "test": len(split.test)},
-            "bulk_gene_mapping": bulk_gene_summary,
-            "target_gene_mapping": target.uns.get("scdeal_gene_mapping", {}),
-            "preprocess": target.uns.get("scdeal_preprocess", {}),
-            "n_target_cells": int(len(Xs)),
-            "n_bulk_genes": len(self.bulk_genes),
-            "n_target_genes": len(self.target_genes),
             "bulk_test_metrics": bulk_test,
             "history": [h.to_dict() for h in (hist_b, hist_p, hist_s, hist_t) if h is not None],
             "n_clusters": None if clusters is None else int(clusters.max()) + 1,
             "timings_s": timings,
         }
-        self.is_fitted = True
-        log.info("bulk test (%d lines): AUROC %.3f, AP %.3f (prevalence %.3f)",
-                 bulk_test["n_cells"], bulk_test["auroc"], bulk_test["ap"], bulk_test["prevalence"])
-        return self
+        return _Member(bulk_net, target_net, pretransfer_net, bulk_scaler), report
+
+    def _assemble(self) -> None:
+        """The deployable networks: one member as is, several averaged."""
+        def combine(nets):
+            return nets[0] if len(nets) == 1 else EnsembleNet(nets).eval()
+
+        self.target_net = combine([m.target_net for m in self.members])
+        self.pretransfer_net = combine([m.pretransfer_net for m in self.members])
+        self.bulk_net = combine([m.bulk_net for m in self.members])
+
+    def _predictor(self) -> ResponsePredictor:
+        cfg = self.config
+        return ResponsePredictor(cfg.latent_dim, cfg.predictor_dims, dropout=cfg.dropout,
+                                 batch_norm=cfg.batch_norm, activation=cfg.activation)
 
     def _extractor(self, n_genes: int) -> FeatureExtractor:
         cfg = self.config
@@ -257,7 +315,7 @@ class ScDEAL:
                                 activation=cfg.activation, noise=cfg.noise,
                                 noise_rate=cfg.noise_rate)
 
-    def _clusters(self, extractor: FeatureExtractor, X: torch.Tensor) -> torch.Tensor:
+    def _clusters(self, extractor: FeatureExtractor, X: torch.Tensor, seed: int) -> torch.Tensor:
         """Leiden clusters of the target cells on M_s's pre-trained embedding."""
         import scanpy as sc
 
@@ -267,8 +325,8 @@ class ScDEAL:
         ad = AnnData(np.zeros((len(emb), 1), dtype=np.float32))
         ad.obsm["X_emb"] = emb
         sc.pp.neighbors(ad, use_rep="X_emb", n_neighbors=min(15, len(emb) - 1),
-                        random_state=self.config.seed)
-        sc.tl.leiden(ad, resolution=self.config.cluster_resolution, random_state=self.config.seed,
+                        random_state=seed)
+        sc.tl.leiden(ad, resolution=self.config.cluster_resolution, random_state=seed,
                      flavor="igraph", n_iterations=2, directed=False)
         return torch.as_tensor(ad.obs["leiden"].astype(int).to_numpy(), device=X.device)
 
@@ -308,7 +366,7 @@ class ScDEAL:
             for start in range(0, len(X), PREDICT_CHUNK):
                 x = torch.as_tensor(X[start:start + PREDICT_CHUNK], device=device)
                 emb = net.embed(x)
-                probs.append(torch.softmax(net.predictor(emb), dim=1)[:, 1].cpu().numpy())
+                probs.append(torch.softmax(net(x), dim=1)[:, 1].cpu().numpy())
                 embs.append(emb.cpu().numpy())
         return np.concatenate(probs), np.concatenate(embs)
 
@@ -417,11 +475,15 @@ class ScDEAL:
         path = Path(path)
         if path.exists() and not overwrite:
             raise ScdealError(f"{path} exists; choose another folder or pass overwrite=True")
-        tensors = {}
-        for prefix, net in (("bulk", self.bulk_net), ("target", self.target_net),
-                            ("pretransfer", self.pretransfer_net)):
-            for key, value in net.state_dict().items():
-                tensors[f"{prefix}.{key}"] = value.detach().cpu().clone().contiguous()
+        tensors, scalers = {}, {"target_mean": self.target_scaler.mean,
+                                "target_scale": self.target_scaler.scale}
+        for i, member in enumerate(self.members):
+            for prefix, net in (("bulk", member.bulk_net), ("target", member.target_net),
+                                ("pretransfer", member.pretransfer_net)):
+                for key, value in net.state_dict().items():
+                    tensors[f"m{i}.{prefix}.{key}"] = value.detach().cpu().clone().contiguous()
+            scalers[f"bulk_mean_{i}"] = member.bulk_scaler.mean
+            scalers[f"bulk_scale_{i}"] = member.bulk_scaler.scale
         meta = {"format": "scdeal-model", "format_version": 1, "scdeal_version": __version__,
                 "drug": self.drug, "gene_ids": self.gene_ids, "config": self.config.to_dict()}
         with atomic_dir(path) as tmp:
@@ -429,9 +491,7 @@ class ScDEAL:
             (tmp / "config.json").write_text(json.dumps(_jsonable(meta), indent=2))
             (tmp / "genes.json").write_text(json.dumps(
                 {"bulk": self.bulk_genes, "target": self.target_genes}))
-            np.savez(tmp / "scalers.npz", bulk_mean=self.bulk_scaler.mean,
-                     bulk_scale=self.bulk_scaler.scale, target_mean=self.target_scaler.mean,
-                     target_scale=self.target_scaler.scale)
+            np.savez(tmp / "scalers.npz", **scalers)
             (tmp / "training.json").write_text(json.dumps(_jsonable(self.training), indent=2))
         return path
 
@@ -455,27 +515,27 @@ class ScDEAL:
         model.bulk_genes, model.target_genes = genes["bulk"], genes["target"]
         model.drug, model.gene_ids = meta["drug"], meta["gene_ids"]
         with np.load(path / "scalers.npz", allow_pickle=False) as npz:
-            model.bulk_scaler = prep.Standardizer(npz["bulk_mean"], npz["bulk_scale"])
             model.target_scaler = prep.Standardizer(npz["target_mean"], npz["target_scale"])
+            bulk_scalers = [prep.Standardizer(npz[f"bulk_mean_{i}"], npz[f"bulk_scale_{i}"])
+                            for i in range(config.n_models)]
         if (path / "training.json").is_file():
             model.training = json.loads((path / "training.json").read_text())
         tensors = load_file(path / "model.safetensors")
         dev = model._device()
 
         def build(prefix: str, n_genes: int) -> DrugResponseNet:
-            net = DrugResponseNet(
-                model._extractor(n_genes),
-                ResponsePredictor(config.latent_dim, config.predictor_dims,
-                                  dropout=config.dropout, batch_norm=config.batch_norm,
-                                  activation=config.activation))
+            net = DrugResponseNet(model._extractor(n_genes), model._predictor())
             state = {k[len(prefix) + 1:]: v for k, v in tensors.items()
                      if k.startswith(prefix + ".")}
             net.load_state_dict(state, strict=True)
             return net.to(dev).eval()
 
-        model.bulk_net = build("bulk", len(model.bulk_genes))
-        model.target_net = build("target", len(model.target_genes))
-        model.pretransfer_net = build("pretransfer", len(model.target_genes))
+        model.members = [
+            _Member(build(f"m{i}.bulk", len(model.bulk_genes)),
+                    build(f"m{i}.target", len(model.target_genes)),
+                    build(f"m{i}.pretransfer", len(model.target_genes)), bulk_scalers[i])
+            for i in range(config.n_models)]
+        model._assemble()
         model.is_fitted = True
         return model
 

@@ -37,6 +37,10 @@ class ScDealConfig:
         stratified bulk ``split`` (train, validation, test) fractions; ``sampling`` of the bulk
         training split; Adam with ``lr`` and ``weight_decay``; ``batch_size``; maximum epochs per
         stage and early-stopping ``patience`` on the validation loss.
+    Ensemble
+        ``n_models`` members trained independently (own bulk split, initialisation, batches;
+        seeds ``seed``, ``seed + 1``, ...); predictions are their averaged probabilities.
+        Single runs of this method vary a lot with the seed; averaging removes most of that.
     Transfer (DaNN)
         loss = CE(P(M_b(x_b)), y_b) + ``mmd_weight`` * MMD^2(M_b(x_b), M_s(x_s))
         [+ ``cluster_weight`` * within-cluster variance of P(M_s(x_s))]. ``mmd_kernel="multi"``
@@ -87,6 +91,8 @@ class ScDealConfig:
     cluster_resolution: float = 0.5
     # target preprocessing
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    # ensemble: n_models independently seeded networks (seeds seed, seed+1, ...), averaged
+    n_models: int = 5
     # run
     seed: int = 0
     device: Literal["cpu", "cuda"] = "cpu"
@@ -106,6 +112,8 @@ class ScDealConfig:
             if getattr(self, name) not in allowed:
                 raise ScdealError(f"{name} must be one of {', '.join(allowed)}, "
                                   f"got {getattr(self, name)!r}")
+        if int(self.n_models) < 1:
+            raise ScdealError(f"n_models must be at least 1, got {self.n_models}")
         if self.mmd_kernel == "single" and not self.mmd_bandwidth:
             raise ScdealError("mmd_kernel='single' needs mmd_bandwidth (a positive number)")
 

@@ -32,6 +32,7 @@ __all__ = [
     "SENSITIVE",
     "Activation",
     "DrugResponseNet",
+    "EnsembleNet",
     "ExtractorConfig",
     "ExtractorKind",
     "ExtractorLossTerms",
@@ -514,3 +515,46 @@ class SensitivityProbability(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.softmax(self.net(x), dim=1)
+
+
+class EnsembleNet(nn.Module):
+    """Several :class:`DrugResponseNet` members acting as one: their softmax probabilities are
+    averaged.
+
+    ``forward`` returns the log of the averaged probabilities; they work as logits (softmax
+    of them gives back the averaged probabilities), so :class:`SensitivityProbability` and
+    :func:`sensitive_probability` apply unchanged. ``embed`` is the first member's embedding
+    (members' latent spaces are not aligned with each other, so they are not averaged).
+
+    Examples
+    --------
+    >>> nets = [DrugResponseNet(FeatureExtractor(20, [16], 8), ResponsePredictor(8, [4]))
+    ...         for _ in range(3)]
+    >>> ens = EnsembleNet(nets).eval()
+    >>> x = torch.randn(5, 20)
+    >>> mean = torch.stack([torch.softmax(n(x), 1) for n in nets]).mean(0)
+    >>> torch.allclose(torch.softmax(ens(x), 1), mean, atol=1e-6)
+    True
+    """
+
+    def __init__(self, members: Sequence[DrugResponseNet]) -> None:
+        super().__init__()
+        if not members:
+            raise ScdealError("an ensemble needs at least one member network")
+        self.members = nn.ModuleList(members)
+
+    def embed(self, x: Tensor) -> Tensor:
+        return self.members[0].embed(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        probs = torch.stack([torch.softmax(m(x), dim=1) for m in self.members]).mean(dim=0)
+        return torch.log(probs.clamp_min(1e-12))
+
+    def predict_proba(self, x: Tensor) -> Tensor:
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                return sensitive_probability(self(x))
+        finally:
+            self.train(was_training)

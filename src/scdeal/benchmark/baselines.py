@@ -1,0 +1,113 @@
+"""Bulk-only baselines: train a classifier on GDSC cell lines, apply it to the cells.
+
+The bulk side uses the same expression (on HGNC symbols) and the same binary labels as scDEAL
+(:meth:`scdeal.data.BulkData.labels_for` with the configuration's release, metric and
+binarisation), but ALL labelled lines: there is no model selection to hold lines out for. The
+target goes through the same gene harmonisation and preprocessing as scDEAL's
+(:func:`scdeal.data.genes.harmonize_var_names`, :func:`scdeal.data.preprocess.preprocess_target`).
+Only genes present in both are used, in the bulk's order, and each domain is standardised per
+gene over its own samples, which removes per-gene platform offsets without any labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from ..data.gdsc import BulkData
+from ..data.preprocess import preprocess_target
+from ..errors import ScdealError
+from ..model import ScDealConfig
+from ..model._prepare import (
+    Standardizer,
+    bulk_expression_on_symbols,
+    check_finite,
+    dense_float32,
+    target_on_symbols,
+)
+from .methods import Baseline
+
+
+@dataclass
+class DomainMatrices:
+    """Bulk training data and target cells on the genes both share, each standardised."""
+
+    X_bulk: np.ndarray  # labelled lines x shared genes
+    y_bulk: np.ndarray  # 1 sensitive, 0 resistant
+    X_target: np.ndarray  # cells (after preprocessing) x shared genes
+    cells: pd.Index  # obs names of the rows of X_target
+    genes: list[str]
+
+
+def domain_matrices(bulk: BulkData, drug: str, target: AnnData, *, gene_ids: str,
+                    config: ScDealConfig, min_shared_genes: int | None = None) -> DomainMatrices:
+    """Bulk lines labelled for ``drug`` and the target cells, on shared genes, standardised.
+
+    Parameters
+    ----------
+    bulk
+        GDSC data.
+    drug
+        Drug name (GDSC spelling or close to it).
+    target
+        Target cells x genes; only ``X``, ``obs_names`` and ``var_names`` are read.
+    gene_ids
+        Identifier type of ``target.var_names``.
+    config
+        Supplies the bulk labels (release, metric, binarisation), the target preprocessing and
+        ``min_shared_genes`` (unless given).
+
+    Examples
+    --------
+    >>> m = domain_matrices(bulk, "Gefitinib", cells, gene_ids="entrez",
+    ...                     config=ScDealConfig())                       # doctest: +SKIP
+    >>> m.X_bulk.shape[1] == m.X_target.shape[1]                          # doctest: +SKIP
+    True
+    """
+    expression, _ = bulk_expression_on_symbols(bulk)
+    binarized, _ = bulk.labels_for(drug, release=config.release, metric=config.metric,
+                                   method=config.binarization)
+    labels = binarized.labels.dropna().astype(int)
+    labels = labels[labels.index.isin(expression.index)]
+    if labels.nunique() < 2:
+        raise ScdealError(f"{bulk.resolve_drug(drug)} has labelled bulk lines of one class only; "
+                          "a classifier cannot be trained")
+    prepared = preprocess_target(target_on_symbols(target, gene_ids), config.preprocess,
+                                 copy=False)
+    target_genes = set(prepared.var_names)
+    genes = [g for g in expression.columns if g in target_genes]
+    needed = config.min_shared_genes if min_shared_genes is None else min_shared_genes
+    if len(genes) < needed:
+        raise ScdealError(f"the target shares only {len(genes)} genes with GDSC (need {needed}); "
+                          "check the case's gene_ids")
+    X_bulk = expression.loc[labels.index, genes].to_numpy(np.float32)
+    X_target = dense_float32(prepared[:, genes].X)
+    check_finite(X_target, "the target expression matrix")
+    return DomainMatrices(
+        X_bulk=Standardizer.fit(X_bulk).transform(X_bulk), y_bulk=labels.to_numpy(),
+        X_target=Standardizer.fit(X_target).transform(X_target),
+        cells=prepared.obs_names, genes=genes)
+
+
+def fit_predict_baseline(baseline: Baseline, matrices: DomainMatrices, seed: int) -> pd.Series:
+    """Train ``baseline`` on the bulk lines; probability that each target cell is sensitive.
+
+    Examples
+    --------
+    >>> from scdeal.benchmark.methods import METHODS
+    >>> prob = fit_predict_baseline(METHODS["logreg"], m, seed=0)         # doctest: +SKIP
+    """
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    estimator = baseline.make(seed)
+    if baseline.balance_by_sample_weight:
+        estimator.fit(matrices.X_bulk, matrices.y_bulk,
+                      sample_weight=compute_sample_weight("balanced", matrices.y_bulk))
+    else:
+        estimator.fit(matrices.X_bulk, matrices.y_bulk)
+    column = list(estimator.classes_).index(1)
+    prob = estimator.predict_proba(matrices.X_target)[:, column]
+    return pd.Series(prob.astype(float), index=matrices.cells)

@@ -1,0 +1,153 @@
+"""The methods a benchmark compares: scDEAL variants and bulk-only baselines.
+
+Every method has ONE fixed configuration, used unchanged for every case and chosen without
+looking at any target labels. Adding a method is one line in :data:`_REGISTRY`.
+
+scDEAL variants
+    :class:`ScDealVariant`: configuration changes relative to the default
+    :class:`scdeal.model.ScDealConfig`, and which prediction is scored: ``"post"``
+    (``obs['sens_preds']``, after the DaNN transfer) or ``"pre"`` (``obs['sens_preds_pret']``,
+    the bulk-trained predictor applied through the target extractor before transfer).
+    Variants with the same configuration share ONE fit (e.g. ``scdeal`` and
+    ``scdeal_no_transfer``), so the pair differs only by the transfer step.
+
+Baselines
+    :class:`Baseline`: a scikit-learn classifier trained on bulk GDSC cell lines only (every
+    line with a waterfall label for the drug, the same labels scDEAL uses), applied to the
+    cells on the genes both share (HGNC symbols), each domain standardised per gene on its own.
+    scikit-learn defaults unless stated; classes balanced by weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from ..errors import ScdealError
+
+
+@dataclass(frozen=True)
+class ScDealVariant:
+    """A scDEAL configuration to benchmark.
+
+    Attributes
+    ----------
+    name
+        Method name (a row of the summary).
+    description
+        One line for the summary's method table.
+    overrides
+        :class:`~scdeal.model.ScDealConfig` fields that differ from the default.
+    output
+        ``"post"`` scores the transferred model, ``"pre"`` the model before transfer.
+    """
+
+    name: str
+    description: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    output: Literal["post", "pre"] = "post"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "overrides", MappingProxyType(dict(self.overrides)))
+
+    @property
+    def fit_key(self) -> tuple:
+        """Variants with equal keys are computed from one fit."""
+        return tuple(sorted((k, repr(v)) for k, v in self.overrides.items()))
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A bulk-only classifier.
+
+    Attributes
+    ----------
+    name, description
+        As for :class:`ScDealVariant`.
+    make
+        ``seed -> unfitted estimator`` with ``fit(X, y[, sample_weight])`` and
+        ``predict_proba``.
+    balance_by_sample_weight
+        Pass ``compute_sample_weight("balanced", y)`` to ``fit`` (for estimators without a
+        ``class_weight`` option).
+    """
+
+    name: str
+    description: str
+    make: Callable[[int], Any]
+    balance_by_sample_weight: bool = False
+
+
+Method = ScDealVariant | Baseline
+
+
+def _logreg(seed: int):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(class_weight="balanced", max_iter=5000, random_state=seed)
+
+
+def _random_forest(seed: int):
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(n_estimators=500, class_weight="balanced", n_jobs=-1,
+                                  random_state=seed)
+
+
+def _hist_gb(seed: int):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(class_weight="balanced", random_state=seed)
+
+
+def _mlp(seed: int):
+    from sklearn.neural_network import MLPClassifier
+
+    return MLPClassifier(early_stopping=True, max_iter=500, random_state=seed)
+
+
+_REGISTRY: tuple[Method, ...] = (
+    ScDealVariant("scdeal", "scDEAL, default configuration (DAE, shared genes, DaNN transfer)"),
+    ScDealVariant("scdeal_no_transfer", "the same fit as scdeal, scored before the DaNN step",
+                  output="pre"),
+    ScDealVariant("scdeal_separate", "scDEAL with separate gene spaces (the paper's design)",
+                  {"gene_space": "separate"}),
+    ScDealVariant("scdeal_cluster", "scDEAL with the cluster-consistency loss (weight 1)",
+                  {"cluster_weight": 1.0}),
+    ScDealVariant("scdeal_ae", "scDEAL with plain autoencoders", {"extractor": "ae"}),
+    ScDealVariant("scdeal_vae", "scDEAL with variational autoencoders", {"extractor": "vae"}),
+    ScDealVariant("scdeal_target_only", "scDEAL, transfer updates only the cell extractor "
+                  "(the original code)", {"transfer_update": "target_only"}),
+    Baseline("logreg", "logistic regression, L2 with C=1, balanced class weights", _logreg),
+    Baseline("random_forest", "random forest, 500 trees, balanced class weights",
+             _random_forest),
+    Baseline("hist_gb", "histogram gradient boosting, sklearn defaults, balanced class weights",
+             _hist_gb),
+    Baseline("mlp", "MLP (one hidden layer of 100, adam), early stopping on 10% of bulk, "
+             "balanced sample weights", _mlp, balance_by_sample_weight=True),
+)
+METHODS: Mapping[str, Method] = MappingProxyType({m.name: m for m in _REGISTRY})
+DEFAULT_METHODS: tuple[str, ...] = tuple(METHODS)
+
+
+def parse_methods(text: str | None) -> list[Method]:
+    """Methods named in a comma-separated list (``None``, ``""`` or ``"all"``: every method).
+
+    Examples
+    --------
+    >>> [m.name for m in parse_methods("scdeal, logreg")]
+    ['scdeal', 'logreg']
+    """
+    if text is None or not text.strip() or text.strip().lower() == "all":
+        return [METHODS[name] for name in DEFAULT_METHODS]
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [n for n in names if n not in METHODS]
+    if unknown:
+        raise ScdealError(f"unknown method(s) {', '.join(unknown)}; available: "
+                          f"{', '.join(METHODS)}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ScdealError(f"method(s) listed twice: {', '.join(repeated)}; list each once")
+    return [METHODS[n] for n in names]

@@ -1,0 +1,241 @@
+"""Running a benchmark: every case x method x seed, scored on the target's true labels.
+
+The labels are split off the target as soon as it is read: methods receive an AnnData with the
+expression only (no ``obs`` columns), so no method can see them. They are used once, to score
+the probabilities a method returns (:func:`scdeal.model.classification_metrics`: AUROC and AP
+from the probability, F1/MCC/balanced accuracy at 0.5) on every cell that has a label and a
+prediction.
+
+Each row records its wall time and peak memory (:class:`PeakMemory`). scDEAL variants that
+share a configuration (``scdeal`` and ``scdeal_no_transfer``) come from one fit: both rows carry
+that fit's time and memory, and ``shared_fit`` names the rows that share it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from ..data.gdsc import BulkData
+from ..errors import ScdealError
+from ..model import METRIC_NAMES, ScDEAL, ScDealConfig, classification_metrics
+from ._memory import PeakMemory
+from .baselines import domain_matrices, fit_predict_baseline
+from .cases import BenchmarkCase
+from .methods import Baseline, Method, ScDealVariant
+
+log = logging.getLogger(__name__)
+
+RESULT_COLUMNS: tuple[str, ...] = (
+    "case", "method", "seed", "auroc", "ap", "prevalence", "f1", "f1_weighted", "mcc",
+    "balanced_accuracy", "n_cells", "wall_s", "peak_mem_mb", "peak_rss_mb", "shared_fit",
+    "drug", "error", "warnings")
+
+
+@dataclass
+class PreparedCase:
+    """A case read from disk: expression without labels, and the labels kept apart."""
+
+    case: BenchmarkCase
+    features: AnnData  # cells x genes; obs holds no columns
+    labels: pd.Series  # 1.0 sensitive, 0.0 resistant, NaN unlabelled; indexed by obs name
+    drug: str = ""  # the GDSC spelling, once resolved
+
+
+def load_case(case: BenchmarkCase) -> PreparedCase:
+    """Read a case's target and split its labels off.
+
+    Examples
+    --------
+    >>> prepared = load_case(read_cases("benchmarks/cases.toml", data_dir=DATA)[0])  # doctest: +SKIP
+    >>> list(prepared.features.obs.columns)                                          # doctest: +SKIP
+    []
+    """
+    from ..data.singlecell import attach_labels, read_target
+
+    adata = read_target(case.target, label_key=case.label_key)
+    if case.label_key not in adata.obs.columns:
+        raise ScdealError(f"case {case.name!r}: {case.target} has no label column "
+                          f"{case.label_key!r}; fix label_key in the case file")
+    labelled = attach_labels(AnnData(obs=adata.obs[[case.label_key]].copy()), case.label_key,
+                             case.label_map, key_added="_y")
+    labels = labelled.obs["_y"].astype("float").rename("label")
+    counts = labels.value_counts()
+    if counts.get(1.0, 0) == 0 or counts.get(0.0, 0) == 0:
+        raise ScdealError(f"case {case.name!r}: {case.label_key!r} has {int(counts.get(1.0, 0))} "
+                          f"sensitive and {int(counts.get(0.0, 0))} resistant cells; scoring "
+                          "needs both")
+    features = AnnData(X=adata.X, obs=pd.DataFrame(index=adata.obs_names.copy()),
+                       var=pd.DataFrame(index=adata.var_names.copy()))
+    return PreparedCase(case=case, features=features, labels=labels)
+
+
+def base_config(overrides: Mapping[str, Any] | None = None) -> ScDealConfig:
+    """The default configuration with ``overrides`` (e.g. fewer epochs for a quick run).
+
+    ``seed`` cannot be overridden: the benchmark sets it per row.
+    """
+    overrides = dict(overrides or {})
+    if "seed" in overrides:
+        raise ScdealError("config overrides may not set seed; use --seeds")
+    return ScDealConfig.from_dict({**ScDealConfig().to_dict(), **overrides})
+
+
+def score(prob: pd.Series, labels: pd.Series) -> dict[str, float]:
+    """Metrics of ``prob`` against ``labels`` on the cells that have both."""
+    prob = prob.reindex(labels.index).astype(float)
+    keep = prob.notna().to_numpy() & labels.notna().to_numpy()
+    return classification_metrics(labels.to_numpy()[keep], prob.to_numpy()[keep])
+
+
+def run_benchmark(
+    cases: Sequence[BenchmarkCase], methods: Sequence[Method], *, seeds: Sequence[int],
+    bulk: BulkData | None = None, config_overrides: Mapping[str, Any] | None = None,
+    on_row: Callable[[dict[str, Any], int, int], None] | None = None,
+) -> pd.DataFrame:
+    """Run every method on every case with every seed; one result row each.
+
+    Parameters
+    ----------
+    cases
+        From :func:`scdeal.benchmark.read_cases`.
+    methods
+        From :func:`scdeal.benchmark.parse_methods`.
+    seeds
+        Seeds; each scDEAL fit and each stochastic baseline runs once per seed.
+    bulk
+        GDSC data (default: :func:`scdeal.data.load_gdsc`, loaded once for all rows).
+    config_overrides
+        Changes to the default :class:`~scdeal.model.ScDealConfig` applied to every scDEAL
+        variant before the variant's own changes (and to the baselines' bulk labels and target
+        preprocessing), e.g. ``{"pretrain_epochs": 5}`` for a quick run.
+    on_row
+        Called with each finished row, its number and the total (for progress lines).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`RESULT_COLUMNS`, ordered by case, method, seed as requested. A row whose
+        method failed has NaN metrics and the error in ``error``.
+
+    Examples
+    --------
+    >>> table = run_benchmark(read_cases("cases.toml"), parse_methods("scdeal,logreg"),
+    ...                       seeds=range(2))                               # doctest: +SKIP
+    """
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ScdealError("no seeds given; use --seeds N with N >= 1")
+    if not cases or not methods:
+        raise ScdealError("nothing to run: no cases or no methods")
+    config = base_config(config_overrides)
+    if bulk is None:
+        from ..data.gdsc import load_gdsc
+
+        bulk = load_gdsc()
+    # Read every target and check every drug before the first (long) row runs.
+    prepared = [load_case(case) for case in cases]
+    for item in prepared:
+        item.drug = bulk.resolve_drug(item.case.drug)
+        bulk.labels_for(item.drug, release=config.release, metric=config.metric,
+                        method=config.binarization)
+
+    # Units of work: one scDEAL fit per distinct configuration, one fit per baseline.
+    units: list[list[Method]] = []
+    groups: dict[tuple, list[Method]] = {}
+    for method in methods:
+        if isinstance(method, ScDealVariant):
+            if method.fit_key not in groups:
+                groups[method.fit_key] = []
+                units.append(groups[method.fit_key])
+            groups[method.fit_key].append(method)
+        else:
+            units.append([method])
+
+    total = len(prepared) * len(seeds) * len(methods)
+    rows: list[dict[str, Any]] = []
+    for item in prepared:
+        for seed in seeds:
+            for unit in units:
+                for row in _run_unit(unit, item, seed, bulk, config):
+                    rows.append(row)
+                    if on_row is not None:
+                        on_row(row, len(rows), total)
+    return order_results(pd.DataFrame(rows, columns=list(RESULT_COLUMNS)), cases, methods, seeds)
+
+
+def order_results(table: pd.DataFrame, cases: Sequence[BenchmarkCase],
+                  methods: Sequence[Method], seeds: Sequence[int]) -> pd.DataFrame:
+    """Rows sorted by case, method (in the requested order) and seed."""
+    case_rank = {c.name: i for i, c in enumerate(cases)}
+    method_rank = {m.name: i for i, m in enumerate(methods)}
+    key = pd.DataFrame({"c": table["case"].map(case_rank), "m": table["method"].map(method_rank),
+                        "s": table["seed"]})
+    return table.loc[key.sort_values(["c", "m", "s"]).index].reset_index(drop=True)
+
+
+def _run_unit(unit: list[Method], item: PreparedCase, seed: int, bulk: BulkData,
+              config: ScDealConfig) -> list[dict[str, Any]]:
+    """Fit once, score each method of the unit; one row per method."""
+    error = ""
+    outputs: dict[str, pd.Series] = {}
+    with warnings.catch_warnings(record=True) as caught, PeakMemory() as memory:
+        warnings.simplefilter("always")
+        start = time.perf_counter()
+        try:
+            if isinstance(unit[0], Baseline):
+                outputs[unit[0].name] = _baseline_predictions(unit[0], item, seed, bulk, config)
+            else:
+                outputs.update(_scdeal_predictions(unit, item, seed, bulk, config))
+        except Exception as exc:  # noqa: BLE001 - one failed row must not end the benchmark
+            log.debug("row failed", exc_info=True)
+            error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        wall_s = time.perf_counter() - start
+    messages = sorted({str(w.message).splitlines()[0][:120] for w in caught})
+    rows = []
+    for method in unit:
+        row: dict[str, Any] = {name: np.nan for name in METRIC_NAMES}
+        if method.name in outputs:
+            try:
+                row.update(score(outputs[method.name], item.labels))
+            except ScdealError as exc:  # e.g. every cell removed by preprocessing
+                row["error"] = str(exc)
+        row.update(
+            case=item.case.name, method=method.name, seed=seed, drug=item.drug,
+            wall_s=wall_s, peak_mem_mb=memory.increase_mb, peak_rss_mb=memory.peak_mb,
+            shared_fit=",".join(m.name for m in unit) if len(unit) > 1 else "",
+            warnings="; ".join(messages)[:500])
+        row["error"] = row.get("error") or error
+        rows.append(row)
+    return rows
+
+
+def _scdeal_predictions(unit: list[Method], item: PreparedCase, seed: int, bulk: BulkData,
+                        config: ScDealConfig) -> dict[str, pd.Series]:
+    variant = unit[0]
+    changes = dict(variant.overrides)
+    if all(m.output == "pre" for m in unit):
+        # Only the pre-transfer model is scored: skip the transfer. The pre-transfer network
+        # is snapshotted before the transfer step, so the scores are the same either way.
+        changes["transfer"] = False
+    model = ScDEAL(config.replace(**changes, seed=seed))
+    features = item.features.copy()
+    model.fit(features, item.drug, bulk=bulk, gene_ids=item.case.gene_ids)
+    out = model.predict(features, copy=True)
+    column = {"post": "sens_preds", "pre": "sens_preds_pret"}
+    return {m.name: out.obs[column[m.output]].astype(float) for m in unit}
+
+
+def _baseline_predictions(baseline: Baseline, item: PreparedCase, seed: int, bulk: BulkData,
+                          config: ScDealConfig) -> pd.Series:
+    matrices = domain_matrices(bulk, item.drug, item.features, gene_ids=item.case.gene_ids,
+                               config=config)
+    return fit_predict_baseline(baseline, matrices, seed)

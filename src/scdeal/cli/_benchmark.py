@@ -1,0 +1,130 @@
+"""``scdeal benchmark``: scDEAL variants and bulk-only baselines on cases with true labels."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+import time
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "benchmark", help="compare scDEAL variants and bulk-only baselines on labelled cases",
+        description="Run every method on every case of a case file with several seeds and score "
+                    "the predictions on the cells' true labels (used for nothing else). Writes "
+                    "DIR/results.csv (one row per case, method and seed, with wall time and peak "
+                    "memory), DIR/summary.md (mean and sd per method and case, mean over cases) "
+                    "and DIR/summary.png (AUROC, methods x cases).")
+    parser.add_argument("--cases", required=True,
+                        help="TOML case file with [[case]] tables (see benchmarks/cases.toml)")
+    parser.add_argument("--methods", default="all",
+                        help="comma-separated method names (default: all): scdeal, scdeal_no_transfer, "
+                             "scdeal_separate, scdeal_cluster, scdeal_ae, scdeal_vae, "
+                             "scdeal_target_only, logreg, random_forest, hist_gb, mlp")
+    parser.add_argument("--seeds", type=int, default=5,
+                        help="number of seeds, 0..N-1, per case and method (default: 5)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--data-dir",
+                        help="folder that relative target paths in the case file are relative "
+                             "to (default: the first SCDEAL_DATA_DIR folder holding each file)")
+    parser.add_argument("--config-overrides", metavar="JSON",
+                        help="scDEAL configuration changes applied to every variant, e.g. "
+                             "'{\"pretrain_epochs\": 5}' for a quick run")
+    parser.set_defaults(func=_benchmark)
+
+
+def _parse_overrides(text: str | None) -> dict:
+    from ..errors import ScdealError
+
+    if not text:
+        return {}
+    try:
+        values = json.loads(text)
+    except ValueError as exc:
+        raise ScdealError(f"--config-overrides is not valid JSON ({exc}); write it like "
+                          "'{\"pretrain_epochs\": 5}'") from exc
+    if not isinstance(values, dict):
+        raise ScdealError("--config-overrides must be a JSON object of configuration keys, "
+                          "like '{\"pretrain_epochs\": 5}'")
+    return values
+
+
+def _command(args: argparse.Namespace) -> str:
+    parts = ["scdeal", "benchmark", "--cases", args.cases, "--methods", args.methods,
+             "--seeds", str(args.seeds), "--out", args.out]
+    if args.data_dir:
+        parts += ["--data-dir", args.data_dir]
+    if args.config_overrides:
+        parts += ["--config-overrides", args.config_overrides]
+    return shlex.join(parts)
+
+
+def _progress_line(row: dict, number: int, total: int) -> str:
+    width = len(str(total))
+    text = f"[{number:>{width}}/{total}] {row['case']:<12} {row['method']:<20} seed {row['seed']}"
+    if row["error"]:
+        return f"{text}  FAILED: {row['error']}"
+    shared = " (shared fit)" if row["shared_fit"] else ""
+    return (f"{text}  AUROC {row['auroc']:.3f}  AP {row['ap']:.3f}  F1 {row['f1']:.3f}  "
+            f"MCC {row['mcc']:+.3f}  {row['wall_s']:6.1f} s  {row['peak_mem_mb']:+6.0f} MB"
+            f"{shared}")
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from ..benchmark import (
+        RESULT_COLUMNS,
+        RunInfo,
+        parse_methods,
+        read_cases,
+        run_benchmark,
+        write_outputs,
+        write_results,
+    )
+    from ..benchmark.runner import base_config
+    from ..errors import ScdealError
+
+    if args.seeds < 1:
+        raise ScdealError(f"--seeds must be at least 1, got {args.seeds}")
+    overrides = _parse_overrides(args.config_overrides)
+    base_config(overrides)  # reject unknown keys before reading anything
+    methods = parse_methods(args.methods)
+    cases = read_cases(args.cases, data_dir=args.data_dir)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ScdealError(f"--out {out} is a file; give a folder")
+    info = RunInfo(command=_command(args), seeds=list(range(args.seeds)),
+                   config_overrides=overrides)
+    rows: list[dict] = []
+
+    def on_row(row: dict, number: int, total: int) -> None:
+        rows.append(row)
+        # Keep the finished rows on disk: a long run stopped halfway keeps what it measured.
+        write_results(pd.DataFrame(rows, columns=list(RESULT_COLUMNS)), out / "results.csv")
+        if not args.quiet:
+            print(_progress_line(row, number, total), flush=True)
+
+    started = time.perf_counter()
+    package_logger = logging.getLogger("scdeal")
+    level = package_logger.level
+    package_logger.setLevel(logging.WARNING)  # one progress line per row, not per stage
+    try:
+        table = run_benchmark(cases, methods, seeds=info.seeds, config_overrides=overrides,
+                              on_row=on_row)
+    finally:
+        package_logger.setLevel(level)
+    info.wall_s = time.perf_counter() - started
+    paths = write_outputs(table, out, cases=cases, methods=methods, info=info)
+    n_failed = int((table["error"].fillna("").astype(str) != "").sum())
+    print(f"scdeal benchmark: {len(table)} rows ({len(cases)} cases x {len(methods)} methods x "
+          f"{args.seeds} seeds) in {info.wall_s / 60:.1f} min -> {paths['summary']}")
+    if n_failed:
+        print(f"scdeal benchmark: {n_failed} rows failed; see the 'error' column of "
+              f"{paths['results']}", file=sys.stderr)
+        return 1
+    return 0
