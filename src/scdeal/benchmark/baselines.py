@@ -26,6 +26,7 @@ from ..model._prepare import (
     bulk_expression_on_symbols,
     check_finite,
     dense_float32,
+    resample,
     target_on_symbols,
 )
 from .methods import Baseline
@@ -103,11 +104,13 @@ def fit_predict_baseline(baseline: Baseline, matrices: DomainMatrices, seed: int
     from sklearn.utils.class_weight import compute_sample_weight
 
     estimator = baseline.make(seed)
-    if baseline.balance_by_sample_weight:
-        estimator.fit(matrices.X_bulk, matrices.y_bulk,
-                      sample_weight=compute_sample_weight("balanced", matrices.y_bulk))
+    X, y = matrices.X_bulk, matrices.y_bulk
+    if baseline.balance == "sample_weight":
+        estimator.fit(X, y, sample_weight=compute_sample_weight("balanced", y))
+    elif baseline.balance == "oversample":
+        estimator.fit(*resample(X, y, "upsampling", seed))
     else:
-        estimator.fit(matrices.X_bulk, matrices.y_bulk)
+        estimator.fit(X, y)
     column = list(estimator.classes_).index(1)
     prob = estimator.predict_proba(matrices.X_target)[:, column]
     return pd.Series(prob.astype(float), index=matrices.cells)

@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--lines-per-class", type=int, default=12,
                         help="held-out cell lines per class")
     parser.add_argument("--cells-per-line", type=int, default=25)
+    parser.add_argument("--n-genes", type=int, default=2000,
+                        help="genes measured in the simulated cells: the most variable GDSC genes "
+                             "(single-cell studies typically keep about 2,000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="scdeal_demo", help="output folder (default: scdeal_demo)")
     parser.set_defaults(func=_demo)
@@ -50,8 +53,9 @@ def _demo(args: argparse.Namespace) -> int:
                               "lower --lines-per-class")
         held += list(rng.choice(lines, args.lines_per_class, replace=False))
     train_bulk = bulk.without_lines(held)
+    genes = bulk.expression.var().nlargest(args.n_genes).index
     target = simulate_cells_from_lines(
-        bulk.expression.loc[held], labels.loc[held],
+        bulk.expression.loc[held, genes], labels.loc[held],
         SimulationConfig(cells_per_line=args.cells_per_line, seed=args.seed))
     read_s = time.perf_counter() - started
     print(f"scdeal demo: {drug}; training on {train_bulk.expression.shape[0]} GDSC lines, "
@@ -66,7 +70,7 @@ def _demo(args: argparse.Namespace) -> int:
               extra={"held_out_lines": [str(h) for h in held], "simulated_target": True})
     m = target.uns["scdeal"]["metrics"]
     b = model.training["bulk_test_metrics"]
-    print(f"  bulk test lines ({b['n_cells']}): AUROC {b['auroc']:.3f}")
+    print(f"  bulk test lines ({b['n_cells']:.0f}): AUROC {b['auroc']:.3f}")
     print(f"  simulated cells ({m['n_cells']}): AUROC {m['auroc']:.3f}  AP {m['ap']:.3f} "
           f"(prevalence {m['prevalence']:.2f})  F1 {m['f1']:.3f}  MCC {m['mcc']:.3f}")
     print(f"  outputs: {args.out}/predictions.h5ad, {args.out}/model/, {args.out}/run.json, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -127,6 +128,11 @@ class ScDEAL:
         progress
             Show progress bars.
         """
+        with _torch_threads(self.config.num_threads):
+            return self._fit(adata, drug, bulk=bulk, gene_ids=gene_ids, progress=progress)
+
+    def _fit(self, adata: AnnData, drug: str, *, bulk: BulkData | None, gene_ids: str,
+             progress: bool) -> ScDEAL:
         cfg = self.config
         device = self._device()
         timings: dict[str, float] = {}
@@ -362,7 +368,7 @@ class ScDEAL:
         device = next(net.parameters()).device
         net.eval()
         probs, embs = [], []
-        with torch.no_grad():
+        with torch.no_grad(), _torch_threads(self.config.num_threads):
             for start in range(0, len(X), PREDICT_CHUNK):
                 x = torch.as_tensor(X[start:start + PREDICT_CHUNK], device=device)
                 emb = net.embed(x)
@@ -538,6 +544,17 @@ class ScDEAL:
         model._assemble()
         model.is_fitted = True
         return model
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    """Run a block with ``n`` torch CPU threads, then restore the caller's setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _label_categorical(prob: np.ndarray) -> pd.Categorical:

@@ -96,6 +96,10 @@ class ScDealConfig:
     # run
     seed: int = 0
     device: Literal["cpu", "cuda"] = "cpu"
+    # CPU threads torch uses while fitting and predicting. These networks are small: one thread
+    # is about as fast as several, and several slow down badly when other processes compete
+    # for the cores (measured: 8.8 min instead of 1.4 min for the demo on a busy 2-core machine).
+    num_threads: int = 1
 
     def __post_init__(self) -> None:
         self.hidden_dims = tuple(int(h) for h in self.hidden_dims)

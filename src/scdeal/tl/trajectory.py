@@ -1,0 +1,192 @@
+"""Cell graph, embeddings and trajectory inference (paper Methods "Trajectory inference").
+
+The paper computes PAGA on the cell groups and diffusion pseudotime rooted at the primary-site
+(parental) cells, then correlates pseudotime with the predicted resistance and with the gene
+scores (Pearson). The original ``trajectory()`` rooted at "the first sensitive cell", used
+Spearman, and log-transformed and scaled ``adata.X`` in place (method notes 9.5, item 20 and
+section 12 item 16). Here every step works on a private copy, the root is chosen from a group
+the user names (:func:`choose_root`), and both Pearson and Spearman are reported.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from importlib.util import find_spec
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from scipy import stats
+
+from ..errors import ScdealError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GraphConfig:
+    """Neighbour graph settings.
+
+    Attributes
+    ----------
+    use_rep
+        ``None``: PCA of the expression matrix; or an ``obsm`` key (e.g. ``X_scdeal``, the
+        model's transferred embedding).
+    n_pcs
+        Principal components (capped by the data size).
+    n_neighbors
+        Neighbours per cell.
+    n_dcs
+        Diffusion components used by DPT.
+    seed
+        Seed of PCA, UMAP and the force-directed layout.
+    """
+
+    use_rep: str | None = None
+    n_pcs: int = 30
+    n_neighbors: int = 15
+    n_dcs: int = 10
+    seed: int = 0
+
+
+def cell_graph(expr: AnnData, config: GraphConfig | None = None, *,
+               obsm: dict | None = None) -> AnnData:
+    """A new AnnData holding ``expr``'s matrix (shared, never changed), PCA or the chosen
+    representation, the neighbour graph and a UMAP.
+
+    Examples
+    --------
+    >>> graph = cell_graph(model.prepare_target(adata))     # doctest: +SKIP
+    >>> graph.obsm["X_umap"].shape                           # doctest: +SKIP
+    """
+    import scanpy as sc
+
+    config = config or GraphConfig()
+    if expr.n_obs < 5:
+        raise ScdealError(f"a cell graph needs at least 5 cells, got {expr.n_obs}")
+    ad = AnnData(X=expr.X, obs=expr.obs.copy(), var=pd.DataFrame(index=expr.var_names))
+    for key, value in (obsm or {}).items():
+        ad.obsm[key] = np.asarray(value)
+    rep = config.use_rep
+    if rep is None:
+        n_comps = max(2, min(config.n_pcs, ad.n_obs - 1, ad.n_vars - 1))
+        X = np.asarray(ad.X.todense() if hasattr(ad.X, "todense") else ad.X, dtype=np.float64)
+        pca = AnnData(X=X)
+        sc.pp.pca(pca, n_comps=n_comps, random_state=config.seed)
+        ad.obsm["X_pca"] = pca.obsm["X_pca"]
+        rep = "X_pca"
+    elif rep not in ad.obsm:
+        raise ScdealError(f"representation {rep!r} is not in obsm (has "
+                          f"{', '.join(ad.obsm) or 'nothing'}); use None for PCA")
+    sc.pp.neighbors(ad, n_neighbors=min(config.n_neighbors, ad.n_obs - 1), use_rep=rep,
+                    random_state=config.seed)
+    sc.tl.umap(ad, random_state=config.seed)
+    ad.uns["scdeal_graph"] = {**asdict(config), "use_rep": rep}
+    return ad
+
+
+def choose_root(diffmap: np.ndarray, in_root: np.ndarray) -> int:
+    """Index of the root cell: the root group's cell at the extreme of the first non-trivial
+    diffusion component (``X_diffmap[:, 1]``), on the side away from the other cells.
+
+    If the group's median on that component is below the other cells' median the root is the
+    group's minimum, otherwise its maximum; so the root is the group cell farthest from the
+    rest along the main diffusion axis (Haghverdi et al. 2016 choose tips the same way).
+    """
+    in_root = np.asarray(in_root, dtype=bool)
+    if not in_root.any():
+        raise ScdealError("the root group has no cells")
+    dc1 = np.asarray(diffmap)[:, 1]
+    group, rest = dc1[in_root], dc1[~in_root]
+    candidates = np.flatnonzero(in_root)
+    low = rest.size and np.median(group) < np.median(rest)
+    return int(candidates[np.argmin(group) if low else np.argmax(group)])
+
+
+def trajectory(graph: AnnData, groupby: str, root: str | None = None,
+               config: GraphConfig | None = None) -> AnnData:
+    """Diffusion map, diffusion pseudotime, PAGA and a force-directed layout.
+
+    Parameters
+    ----------
+    graph
+        Output of :func:`cell_graph` (it is copied, not changed).
+    groupby
+        obs column of cell groups for PAGA (e.g. ``cell_color``).
+    root
+        A value of ``groupby`` whose cells start the trajectory (e.g. the parental cells);
+        ``None`` skips the pseudotime.
+    config
+        :class:`GraphConfig` (``n_dcs`` and ``seed`` are used).
+
+    Returns
+    -------
+    AnnData
+        A copy with ``obsm['X_diffmap']``, ``obs['dpt_pseudotime']`` (with a root),
+        ``uns['paga']``, ``obsm['X_draw_graph_fa']`` (ForceAtlas2 when ``fa2-modified`` is
+        installed) or ``X_draw_graph_fr`` (igraph's Fruchterman-Reingold otherwise) and
+        ``uns['scdeal_trajectory']`` (root cell, layout, settings).
+
+    Examples
+    --------
+    >>> traj = trajectory(cell_graph(expr), groupby="cell_color", root="HN120P")  # doctest: +SKIP
+    >>> traj.obs["dpt_pseudotime"].describe()                                     # doctest: +SKIP
+    """
+    import scanpy as sc
+
+    config = config or GraphConfig()
+    if "neighbors" not in graph.uns:
+        raise ScdealError("trajectory needs a neighbour graph; build it with cell_graph()")
+    if groupby not in graph.obs:
+        raise ScdealError(f"obs has no column {groupby!r} to group cells by; its columns are "
+                          f"{', '.join(map(str, graph.obs.columns))}")
+    ad = graph.copy()
+    groups = ad.obs[groupby]
+    if groups.isna().any():
+        raise ScdealError(f"{int(groups.isna().sum())} cells have no value in {groupby!r}")
+    ad.obs[groupby] = pd.Categorical(groups.astype(str))
+    sc.tl.diffmap(ad, n_comps=max(3, min(15, ad.n_obs - 2)), random_state=config.seed)
+    info = {"groupby": groupby, "root_group": None, "root_cell": None, **asdict(config)}
+    if root is not None:
+        in_root = (ad.obs[groupby].astype(str) == str(root)).to_numpy()
+        if not in_root.any():
+            shown = ", ".join(map(str, ad.obs[groupby].cat.categories[:20]))
+            raise ScdealError(f"root group {root!r} is not a value of {groupby!r} ({shown})")
+        iroot = choose_root(ad.obsm["X_diffmap"], in_root)
+        ad.uns["iroot"] = iroot
+        sc.tl.dpt(ad, n_dcs=min(config.n_dcs, ad.obsm["X_diffmap"].shape[1]))
+        info.update(root_group=str(root), root_cell=str(ad.obs_names[iroot]))
+    sc.tl.paga(ad, groups=groupby)
+    layout = "fa" if find_spec("fa2_modified") is not None else "fr"
+    sc.tl.draw_graph(ad, layout=layout, random_state=config.seed)
+    info["layout"] = f"X_draw_graph_{layout}"
+    ad.uns["scdeal_trajectory"] = info
+    return ad
+
+
+def pseudotime_correlations(obs: pd.DataFrame, keys, pseudotime_key: str = "dpt_pseudotime"
+                            ) -> pd.DataFrame:
+    """Pearson and Spearman correlation of pseudotime with each column in ``keys``.
+
+    Cells with a non-finite pseudotime (disconnected from the root) or value are left out.
+    """
+    if pseudotime_key not in obs:
+        raise ScdealError(f"obs has no {pseudotime_key!r}; compute a trajectory with a root")
+    t = pd.to_numeric(obs[pseudotime_key], errors="coerce").to_numpy(dtype=float)
+    rows = []
+    for key in keys:
+        if key not in obs:
+            continue
+        v = pd.to_numeric(obs[key], errors="coerce").to_numpy(dtype=float)
+        ok = np.isfinite(t) & np.isfinite(v)
+        row = {"variable": key, "n_cells": int(ok.sum()), "pearson_r": np.nan,
+               "pearson_p": np.nan, "spearman_rho": np.nan, "spearman_p": np.nan}
+        if ok.sum() >= 3 and np.std(t[ok]) > 0 and np.std(v[ok]) > 0:
+            r, p = stats.pearsonr(t[ok], v[ok])
+            rho, p_s = stats.spearmanr(t[ok], v[ok])
+            row.update(pearson_r=float(r), pearson_p=float(p), spearman_rho=float(rho),
+                       spearman_p=float(p_s))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["variable", "n_cells", "pearson_r", "pearson_p",
+                                       "spearman_rho", "spearman_p"])
