@@ -45,14 +45,16 @@ def release_free_memory() -> None:
 class PeakMemory:
     """Context manager measuring the peak RSS of the process while its block runs.
 
-    Attributes (after the block)
-    ----------------------------
+    Attributes
+    ----------
     start_mb
         RSS when the block began.
     peak_mb
         Highest RSS seen during the block.
     increase_mb
         ``peak_mb - start_mb``: what the block needed beyond what was already held.
+
+    All three are set when the block ends.
 
     Examples
     --------

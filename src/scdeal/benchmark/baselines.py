@@ -102,15 +102,17 @@ def fit_predict_baseline(baseline: Baseline, matrices: DomainMatrices, seed: int
     >>> prob = fit_predict_baseline(METHODS["logreg"], m, seed=0)         # doctest: +SKIP
     """
     from sklearn.utils.class_weight import compute_sample_weight
+    from threadpoolctl import threadpool_limits
 
     estimator = baseline.make(seed)
     X, y = matrices.X_bulk, matrices.y_bulk
-    if baseline.balance == "sample_weight":
-        estimator.fit(X, y, sample_weight=compute_sample_weight("balanced", y))
-    elif baseline.balance == "oversample":
-        estimator.fit(*resample(X, y, "upsampling", seed))
-    else:
-        estimator.fit(X, y)
+    with threadpool_limits(baseline.openmp_threads, user_api="openmp"):
+        if baseline.balance == "sample_weight":
+            estimator.fit(X, y, sample_weight=compute_sample_weight("balanced", y))
+        elif baseline.balance == "oversample":
+            estimator.fit(*resample(X, y, "upsampling", seed))
+        else:
+            estimator.fit(X, y)
     column = list(estimator.classes_).index(1)
     prob = estimator.predict_proba(matrices.X_target)[:, column]
     return pd.Series(prob.astype(float), index=matrices.cells)

@@ -36,6 +36,8 @@ class RunInfo:
     command: str
     seeds: Sequence[int]
     config_overrides: dict = field(default_factory=dict)
+    ablation_seeds: int | None = None
+    jobs: int = 1
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     wall_s: float | None = None
 
@@ -104,9 +106,10 @@ def _cell(mean: float, sd: float, n: int, n_expected: int) -> str:
 
 
 def _metric_markdown(table: pd.DataFrame, metric: str, case_names: Sequence[str],
-                     order: Sequence[str], n_seeds: int) -> str:
+                     order: Sequence[str]) -> str:
     stats = table.groupby(["method", "case"], sort=False)[metric].agg(
         mean="mean", sd="std", n="count")
+    seeds_run = table.groupby("method")["seed"].nunique()
     means = mean_sd_table(table, metric, case_names)
     header = ["method", *case_names, "mean over cases"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -115,7 +118,7 @@ def _metric_markdown(table: pd.DataFrame, metric: str, case_names: Sequence[str]
         for case in case_names:
             if (method, case) in stats.index:
                 s = stats.loc[(method, case)]
-                cells.append(_cell(s["mean"], s["sd"], int(s["n"]), n_seeds))
+                cells.append(_cell(s["mean"], s["sd"], int(s["n"]), int(seeds_run[method])))
             else:
                 cells.append("")
         overall = means.loc[method, "mean"] if method in means.index else np.nan
@@ -157,10 +160,12 @@ def summary_markdown(table: pd.DataFrame, *, cases: Sequence[BenchmarkCase],
     """The summary page: header, cases, methods, one table per metric, cost, failures."""
     case_names = [c.name for c in cases]
     n_cells = scored_cells(table)
+    n_failed = int((table["error"].fillna("").astype(str) != "").sum())
     n_seeds = len(list(info.seeds))
     auroc = mean_sd_table(table, "auroc", case_names)
     # Best first by mean AUROC over cases; methods without a mean go last, in request order.
     requested = [m.name for m in methods]
+    requested += [m for m in table["method"].unique() if m not in requested]
     order = sorted(requested, key=lambda m: (-auroc["mean"].get(m, np.nan)
                                              if np.isfinite(auroc["mean"].get(m, np.nan))
                                              else np.inf, requested.index(m)))
@@ -173,17 +178,24 @@ def summary_markdown(table: pd.DataFrame, *, cases: Sequence[BenchmarkCase],
         f"- Command: `{info.command}`",
         f"- Date: {info.started.strftime('%Y-%m-%d %H:%M UTC')}"
         + (f"; total wall time {info.wall_s / 60:.1f} min" if info.wall_s else ""),
-        f"- Machine: {_machine()}",
+        f"- Machine: {_machine()}; {info.jobs} worker process(es)",
         f"- Versions: {_versions()}, on {sys.platform}",
-        f"- Seeds: {seed_text} ({n_seeds} per case and method)",
+        f"- Seeds: {seed_text} ({n_seeds} per case and method"
+        + (f"; ablation variants: the first {info.ablation_seeds}"
+           if info.ablation_seeds is not None and info.ablation_seeds < n_seeds else "")
+        + "). scDEAL replicate s trains its ensemble with configuration seed s x n_models, "
+        "so replicates share no member seed.",
         f"- Configuration overrides (every scDEAL variant): "
         f"{info.config_overrides or 'none (defaults)'}",
+        f"- Rows: {len(table)} in `results.csv` (one per case, method and seed; columns: "
+        f"{', '.join(table.columns)}); failed: {n_failed}",
         "",
         "Every method has one fixed configuration for every case. The target labels are used "
         "only to score predictions: methods receive the expression alone. Metrics are computed "
         "on all labelled target cells from the predicted probability of 'sensitive' (AUROC, "
         "AP) or from probability >= 0.5 (F1 with sensitive as the positive class, MCC, "
-        "balanced accuracy, weighted F1). A cell shows the mean ± sd over seeds; "
+        "balanced accuracy, weighted F1). A cell shows the mean ± sd over seeds (n=k where "
+        "rows failed); "
         "**mean over cases** is the mean of the per-case means. Methods are sorted by mean "
         "AUROC over cases.",
         "",
@@ -198,7 +210,9 @@ def summary_markdown(table: pd.DataFrame, *, cases: Sequence[BenchmarkCase],
         prevalence = f"{n_sens} ({n_sens / n:.2f})" if n else ""
         lines.append(f"| {case.name} | {drugs.get(case.name, case.drug)} | `{case.target.name}` "
                      f"| {n} | {prevalence} |")
-    lines += ["", "## Methods", "", "| method | what it is | configuration |", "|---|---|---|"]
+    seeds_run = table.groupby("method")["seed"].nunique()
+    lines += ["", "## Methods", "", "| method | what it is | configuration | seeds |",
+              "|---|---|---|---|"]
     for method in methods:
         if isinstance(method, ScDealVariant):
             changes = dict(method.overrides)
@@ -206,18 +220,20 @@ def summary_markdown(table: pd.DataFrame, *, cases: Sequence[BenchmarkCase],
             config += "; scored before transfer" if method.output == "pre" else ""
         else:
             config = "bulk only; shared genes; each domain standardised"
-        lines.append(f"| `{method.name}` | {method.description} | {config} |")
+        lines.append(f"| `{method.name}` | {method.description} | {config} | "
+                     f"{int(seeds_run.get(method.name, 0))} |")
     for metric, title in METRIC_TITLES.items():
         lines += ["", f"## {title}", ""]
         if metric == "ap":
             prevalences = ", ".join(f"{c} {n_sens / n:.3f}" for c, (n, n_sens) in n_cells.items()
                                     if n)
             lines += [f"A random score has AP equal to the prevalence: {prevalences}.", ""]
-        lines.append(_metric_markdown(table, metric, case_names, order, n_seeds))
+        lines.append(_metric_markdown(table, metric, case_names, order))
     lines += ["", "## Cost per row", "",
               "Wall time of fit + prediction and peak memory (resident set size above the "
               "level at the row's start, sampled every 5 ms), mean over seeds. Rows of one "
-              "shared scDEAL fit report that fit's time and memory.", "",
+              "shared scDEAL fit report that fit's time and memory. The first rows of a run "
+              "also pay one-off costs (gene tables read, modules imported).", "",
               _cost_markdown(table, case_names, order)]
     failed = table[table["error"].fillna("").astype(str) != ""]
     if len(failed):

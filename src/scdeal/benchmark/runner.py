@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 RESULT_COLUMNS: tuple[str, ...] = (
     "case", "method", "seed", "auroc", "ap", "prevalence", "f1", "f1_weighted", "mcc",
     "balanced_accuracy", "n_cells", "wall_s", "peak_mem_mb", "peak_rss_mb", "shared_fit",
-    "drug", "error", "warnings")
+    "model_seed", "drug", "error", "warnings")
 
 
 @dataclass
@@ -96,9 +96,27 @@ def score(prob: pd.Series, labels: pd.Series) -> dict[str, float]:
     return classification_metrics(labels.to_numpy()[keep], prob.to_numpy()[keep])
 
 
+def model_seed(replicate: int, config: ScDealConfig) -> int:
+    """The configuration seed of replicate ``replicate``: ``replicate * n_models``.
+
+    An ensemble of ``n`` members trains them with seeds ``seed .. seed + n - 1``; spacing the
+    replicates by ``n`` keeps members of different replicates from sharing a seed, so the
+    replicates are independent and their sd is not understated.
+    """
+    return int(replicate) * max(1, int(config.n_models))
+
+
+def seeds_for(method: Method, seeds: Sequence[int], ablation_seeds: int | None) -> list[int]:
+    """The seeds a method runs with: all, or the first ``ablation_seeds`` for ablations."""
+    if ablation_seeds is not None and getattr(method, "ablation", False):
+        return list(seeds)[:ablation_seeds]
+    return list(seeds)
+
+
 def run_benchmark(
     cases: Sequence[BenchmarkCase], methods: Sequence[Method], *, seeds: Sequence[int],
-    bulk: BulkData | None = None, config_overrides: Mapping[str, Any] | None = None,
+    ablation_seeds: int | None = None, bulk: BulkData | None = None,
+    config_overrides: Mapping[str, Any] | None = None, jobs: int = 1,
     on_row: Callable[[dict[str, Any], int, int], None] | None = None,
 ) -> pd.DataFrame:
     """Run every method on every case with every seed; one result row each.
@@ -110,15 +128,27 @@ def run_benchmark(
     methods
         From :func:`scdeal.benchmark.parse_methods`.
     seeds
-        Seeds; each scDEAL fit and each stochastic baseline runs once per seed.
+        Replicates (``seed`` column); each method runs once per seed. A baseline gets the seed
+        itself as ``random_state``; a scDEAL variant gets :func:`model_seed` (recorded in
+        ``model_seed``).
+    ablation_seeds
+        Ablation variants (:attr:`ScDealVariant.ablation`) run with the first this many seeds
+        only; ``None``: all seeds.
     bulk
         GDSC data (default: :func:`scdeal.data.load_gdsc`, loaded once for all rows).
     config_overrides
         Changes to the default :class:`~scdeal.model.ScDealConfig` applied to every scDEAL
         variant before the variant's own changes (and to the baselines' bulk labels and target
         preprocessing), e.g. ``{"pretrain_epochs": 5}`` for a quick run.
+    jobs
+        Worker processes. ``1`` runs every row in this process; more run the fits in that
+        many fresh processes (each loads its own copy of the bulk data; torch trains on one
+        thread by default, so one worker per core uses the machine without oversubscribing
+        it). The results do not depend on ``jobs``: every row is seeded on its own. Each row's
+        wall time and peak memory are measured inside the process that ran it.
     on_row
-        Called with each finished row, its number and the total (for progress lines).
+        Called with each finished row, its number and the total (for progress lines), in
+        the order rows finish.
 
     Returns
     -------
@@ -160,16 +190,77 @@ def run_benchmark(
         else:
             units.append([method])
 
-    total = len(prepared) * len(seeds) * len(methods)
-    rows: list[dict[str, Any]] = []
+    if ablation_seeds is not None and ablation_seeds < 1:
+        raise ScdealError(f"ablation seeds must be at least 1, got {ablation_seeds}")
+    if int(jobs) < 1:
+        raise ScdealError(f"jobs must be at least 1, got {jobs}")
+    tasks = []
     for item in prepared:
         for seed in seeds:
             for unit in units:
-                for row in _run_unit(unit, item, seed, bulk, config):
-                    rows.append(row)
-                    if on_row is not None:
-                        on_row(row, len(rows), total)
+                members = [m for m in unit if seed in seeds_for(m, seeds, ablation_seeds)]
+                if members:
+                    tasks.append((members, item, seed))
+    total = sum(len(members) for members, _, _ in tasks)
+    rows: list[dict[str, Any]] = []
+
+    def collect(unit_rows: list[dict[str, Any]]) -> None:
+        for row in unit_rows:
+            rows.append(row)
+            if on_row is not None:
+                on_row(row, len(rows), total)
+
+    if int(jobs) == 1:
+        for members, item, seed in tasks:
+            collect(_run_unit(members, item, seed, bulk, config))
+    else:
+        _run_in_workers(tasks, int(jobs), bulk, config, collect)
     return order_results(pd.DataFrame(rows, columns=list(RESULT_COLUMNS)), cases, methods, seeds)
+
+
+_WORKER_BULK: BulkData | None = None
+
+
+def _init_worker(bulk: BulkData) -> None:
+    global _WORKER_BULK
+    _WORKER_BULK = bulk
+    logging.getLogger("scdeal").setLevel(logging.WARNING)
+
+
+def _run_unit_in_worker(unit: list[Method], item: PreparedCase, seed: int,
+                        config: ScDealConfig) -> list[dict[str, Any]]:
+    return _run_unit(unit, item, seed, _WORKER_BULK, config)
+
+
+def _run_in_workers(tasks, jobs: int, bulk: BulkData, config: ScDealConfig, collect) -> None:
+    """Run the units in ``jobs`` fresh ("spawn") processes; rows are collected as they finish."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # "spawn": a forked child would inherit the parent's OpenMP/torch thread state.
+    executor = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(
+        "spawn"), initializer=_init_worker, initargs=(bulk,))
+    try:
+        futures = {executor.submit(_run_unit_in_worker, members, item, seed, config):
+                   (members, item, seed) for members, item, seed in tasks}
+        for future in as_completed(futures):
+            try:
+                unit_rows = future.result()
+            except Exception as exc:  # noqa: BLE001 - e.g. a worker killed for memory
+                members, item, seed = futures[future]
+                unit_rows = _failed_rows(members, item, seed, f"{type(exc).__name__}: {exc}")
+            collect(unit_rows)
+    except BaseException:
+        executor.shutdown(wait=False, cancel_futures=True)
+        raise
+    executor.shutdown()
+
+
+def _failed_rows(unit: list[Method], item: PreparedCase, seed: int, error: str
+                 ) -> list[dict[str, Any]]:
+    return [{**{name: np.nan for name in RESULT_COLUMNS}, "case": item.case.name,
+             "method": m.name, "seed": seed, "drug": item.drug, "shared_fit": "",
+             "warnings": "", "error": error.splitlines()[0][:300]} for m in unit]
 
 
 def order_results(table: pd.DataFrame, cases: Sequence[BenchmarkCase],
@@ -187,6 +278,10 @@ def _run_unit(unit: list[Method], item: PreparedCase, seed: int, bulk: BulkData,
     """Fit once, score each method of the unit; one row per method."""
     error = ""
     outputs: dict[str, pd.Series] = {}
+    if isinstance(unit[0], Baseline):
+        fit_seed = seed
+    else:
+        fit_seed = model_seed(seed, config.replace(**unit[0].overrides))
     with warnings.catch_warnings(record=True) as caught, PeakMemory() as memory:
         warnings.simplefilter("always")
         start = time.perf_counter()
@@ -194,7 +289,7 @@ def _run_unit(unit: list[Method], item: PreparedCase, seed: int, bulk: BulkData,
             if isinstance(unit[0], Baseline):
                 outputs[unit[0].name] = _baseline_predictions(unit[0], item, seed, bulk, config)
             else:
-                outputs.update(_scdeal_predictions(unit, item, seed, bulk, config))
+                outputs.update(_scdeal_predictions(unit, item, fit_seed, bulk, config))
         except Exception as exc:  # noqa: BLE001 - one failed row must not end the benchmark
             log.debug("row failed", exc_info=True)
             error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
@@ -212,6 +307,7 @@ def _run_unit(unit: list[Method], item: PreparedCase, seed: int, bulk: BulkData,
             case=item.case.name, method=method.name, seed=seed, drug=item.drug,
             wall_s=wall_s, peak_mem_mb=memory.increase_mb, peak_rss_mb=memory.peak_mb,
             shared_fit=",".join(m.name for m in unit) if len(unit) > 1 else "",
+            model_seed=fit_seed,
             warnings="; ".join(messages)[:500])
         row["error"] = row.get("error") or error
         rows.append(row)

@@ -10,6 +10,16 @@ import sys
 import time
 from pathlib import Path
 
+DEFAULT_ABLATION_SEEDS = 2
+MAX_DEFAULT_JOBS = 4
+
+
+def _default_jobs() -> int:
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(MAX_DEFAULT_JOBS, cores or 1))
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
@@ -27,6 +37,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "scdeal_target_only, logreg, random_forest, hist_gb, mlp")
     parser.add_argument("--seeds", type=int, default=5,
                         help="number of seeds, 0..N-1, per case and method (default: 5)")
+    parser.add_argument("--ablation-seeds", type=int, default=DEFAULT_ABLATION_SEEDS,
+                        metavar="M",
+                        help="seeds for the ablation variants (scdeal_separate, _cluster, _ae, "
+                             "_vae, _target_only): the first M of --seeds (default: "
+                             f"{DEFAULT_ABLATION_SEEDS}, to keep a full run under 30 minutes "
+                             "on 2 cores)")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="worker processes running fits side by side (default: the usable "
+                             f"CPU cores, at most {MAX_DEFAULT_JOBS}; results do not depend on it)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--data-dir",
                         help="folder that relative target paths in the case file are relative "
@@ -55,7 +74,8 @@ def _parse_overrides(text: str | None) -> dict:
 
 def _command(args: argparse.Namespace) -> str:
     parts = ["scdeal", "benchmark", "--cases", args.cases, "--methods", args.methods,
-             "--seeds", str(args.seeds), "--out", args.out]
+             "--seeds", str(args.seeds), "--ablation-seeds", str(args.ablation_seeds),
+             "--jobs", str(args.jobs), "--out", args.out]
     if args.data_dir:
         parts += ["--data-dir", args.data_dir]
     if args.config_overrides:
@@ -91,6 +111,12 @@ def _benchmark(args: argparse.Namespace) -> int:
 
     if args.seeds < 1:
         raise ScdealError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.ablation_seeds < 1:
+        raise ScdealError(f"--ablation-seeds must be at least 1, got {args.ablation_seeds}")
+    if args.jobs is None:
+        args.jobs = _default_jobs()
+    if args.jobs < 1:
+        raise ScdealError(f"--jobs must be at least 1, got {args.jobs}")
     overrides = _parse_overrides(args.config_overrides)
     base_config(overrides)  # reject unknown keys before reading anything
     methods = parse_methods(args.methods)
@@ -99,7 +125,8 @@ def _benchmark(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise ScdealError(f"--out {out} is a file; give a folder")
     info = RunInfo(command=_command(args), seeds=list(range(args.seeds)),
-                   config_overrides=overrides)
+                   config_overrides=overrides, ablation_seeds=args.ablation_seeds,
+                   jobs=args.jobs)
     rows: list[dict] = []
 
     def on_row(row: dict, number: int, total: int) -> None:
@@ -114,14 +141,15 @@ def _benchmark(args: argparse.Namespace) -> int:
     level = package_logger.level
     package_logger.setLevel(logging.WARNING)  # one progress line per row, not per stage
     try:
-        table = run_benchmark(cases, methods, seeds=info.seeds, config_overrides=overrides,
-                              on_row=on_row)
+        table = run_benchmark(cases, methods, seeds=info.seeds,
+                              ablation_seeds=args.ablation_seeds, config_overrides=overrides,
+                              jobs=args.jobs, on_row=on_row)
     finally:
         package_logger.setLevel(level)
     info.wall_s = time.perf_counter() - started
     paths = write_outputs(table, out, cases=cases, methods=methods, info=info)
     n_failed = int((table["error"].fillna("").astype(str) != "").sum())
-    print(f"scdeal benchmark: {len(table)} rows ({len(cases)} cases x {len(methods)} methods x "
+    print(f"scdeal benchmark: {len(table)} rows ({len(cases)} cases, {len(methods)} methods, "
           f"{args.seeds} seeds) in {info.wall_s / 60:.1f} min -> {paths['summary']}")
     if n_failed:
         print(f"scdeal benchmark: {n_failed} rows failed; see the 'error' column of "

@@ -364,23 +364,29 @@ class ScDEAL:
         prep.check_finite(X, "the target expression matrix")
         return X, target.obs_names
 
-    def _run_net(self, net: DrugResponseNet, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _run_net(self, net: DrugResponseNet, X: np.ndarray, *, embedding: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Sensitive probability (and the embedding) of standardised cells, in chunks.
+
+        Inference uses torch's default thread count: large batched products gain from threads
+        (``num_threads`` only limits training).
+        """
         device = next(net.parameters()).device
         net.eval()
         probs, embs = [], []
-        with torch.no_grad(), _torch_threads(self.config.num_threads):
+        with torch.no_grad():
             for start in range(0, len(X), PREDICT_CHUNK):
                 x = torch.as_tensor(X[start:start + PREDICT_CHUNK], device=device)
-                emb = net.embed(x)
                 probs.append(torch.softmax(net(x), dim=1)[:, 1].cpu().numpy())
-                embs.append(emb.cpu().numpy())
-        return np.concatenate(probs), np.concatenate(embs)
+                if embedding:
+                    embs.append(net.embed(x).cpu().numpy())
+        return np.concatenate(probs), (np.concatenate(embs) if embedding else None)
 
     def predict_proba(self, adata: AnnData) -> pd.Series:
         """Probability that each cell is sensitive (NaN for cells removed by QC)."""
         self._check_fitted()
         X, names = self.target_matrix(adata)
-        prob, _ = self._run_net(self.target_net, X)
+        prob, _ = self._run_net(self.target_net, X, embedding=False)
         return pd.Series(prob, index=names).reindex(adata.obs_names)
 
     def predict(
@@ -402,7 +408,7 @@ class ScDEAL:
         self._check_fitted()
         X, names = self.target_matrix(adata)
         prob, emb = self._run_net(self.target_net, X)
-        prob_pre, _ = self._run_net(self.pretransfer_net, X)
+        prob_pre, _ = self._run_net(self.pretransfer_net, X, embedding=False)
         out = adata.copy() if copy else adata
         pos = out.obs_names.get_indexer(names)
 

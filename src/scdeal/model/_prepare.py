@@ -55,7 +55,10 @@ class Standardizer:
         return cls(mean.astype(np.float32), std.astype(np.float32))
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        return ((np.asarray(X, dtype=np.float32) - self.mean) / self.scale).astype(np.float32)
+        out = np.array(X, dtype=np.float32, copy=True)
+        out -= self.mean
+        out /= self.scale
+        return out
 
 
 @dataclass
@@ -160,7 +163,14 @@ def align_genes(adata: AnnData, genes: list[str], *, min_fraction: float, what: 
         raise ScdealError(f"{what} has only {found} of the model's {len(genes)} genes "
                           f"({found / len(genes):.0%}, need {min_fraction:.0%}); it does not fit "
                           "this model: train a new one on this target with `scdeal run`")
-    X = np.full((adata.n_obs, len(genes)), np.nan, dtype=np.float32)
     cols = np.flatnonzero(hit >= 0)
-    X[:, cols] = dense_float32(adata.X[:, hit[cols]])
+    if sp.issparse(adata.X):
+        # Column selection as a sparse product: much faster than fancy-indexing CSR columns.
+        select = sp.csr_matrix((np.ones(len(cols), dtype=np.float32), (hit[cols], cols)),
+                               shape=(adata.n_vars, len(genes)))
+        X = (sp.csr_matrix(adata.X, dtype=np.float32) @ select).toarray()
+    else:
+        X = np.zeros((adata.n_obs, len(genes)), dtype=np.float32)
+        X[:, cols] = np.asarray(adata.X, dtype=np.float32)[:, hit[cols]]
+    X[:, np.setdiff1d(np.arange(len(genes)), cols)] = np.nan
     return X

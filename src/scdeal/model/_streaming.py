@@ -18,7 +18,6 @@ from pathlib import Path
 import anndata
 import numpy as np
 import pandas as pd
-import torch
 from anndata import AnnData
 
 from ..data.singlecell import detect_value_kind
@@ -59,8 +58,7 @@ def predict_backed(model, path: str | Path, *, chunk_size: int = 20000,
                     original.preprocess, input_kind=kind, min_cells=0))
             Xs, names = model.target_matrix(chunk)
             pos = start + chunk.obs_names.get_indexer(names)
-            with torch.no_grad():
-                p, e = model._run_net(model.target_net, Xs)
+            p, e = model._run_net(model.target_net, Xs, embedding=embedding)
             probs[pos] = p
             if emb is not None:
                 emb[pos] = e

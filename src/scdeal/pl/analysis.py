@@ -8,8 +8,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..errors import ScdealError
-from ._save import CATEGORY_COLORS, RESISTANT_COLOR, SENSITIVE_COLOR, new_figure
-from .predictions import scatter_panel
+from ._save import RESISTANT_COLOR, SENSITIVE_COLOR, new_figure
+from .predictions import category_palette, scatter_panel
 
 DIRECTION_COLORS = {"sensitive": SENSITIVE_COLOR, "resistant": RESISTANT_COLOR}
 
@@ -60,6 +60,10 @@ def attribution_heatmap(attr, sensitive_genes, resistant_genes, *, n_top: int = 
                         truth_key: str | None = None) -> Figure:
     """Heatmap of the attributions of the top critical genes; cells ordered by predicted
     label, then by P(sensitive). Colours are clipped at the 99th percentile of |value|.
+
+    Examples
+    --------
+    >>> fig = attribution_heatmap(attr, cg.sensitive["gene"], cg.resistant["gene"])  # doctest: +SKIP
     """
     genes = list(dict.fromkeys(list(sensitive_genes)[:n_top] + list(resistant_genes)[:n_top]))
     if not genes:
@@ -72,16 +76,16 @@ def attribution_heatmap(attr, sensitive_genes, resistant_genes, *, n_top: int = 
     values = np.asarray(attr[:, genes].layers[layer])[order].T
     limit = float(np.nanpercentile(np.abs(values), 99)) or 1.0
     n_s = len([g for g in list(sensitive_genes)[:n_top]])
-    height = 2.0 + 0.16 * len(genes)
-    fig = new_figure(9, height)
-    grid = fig.add_gridspec(2, 1, height_ratios=[0.5, len(genes)])
-    strip = fig.add_subplot(grid[0])
     rows = [label[order]]
     names = ["predicted"]
     if truth_key and truth_key in obs:
         rows.append(pd.to_numeric(obs[truth_key].astype(object),
                                   errors="coerce").to_numpy()[order])
         names.append("truth")
+    height = 2.2 + 0.16 * (len(genes) + 2 * len(names))
+    fig = new_figure(9, height)
+    grid = fig.add_gridspec(2, 1, height_ratios=[2 * len(names), len(genes)])
+    strip = fig.add_subplot(grid[0])
     from matplotlib.colors import ListedColormap
 
     strip.imshow(np.vstack(rows), aspect="auto", interpolation="nearest",
@@ -101,9 +105,13 @@ def attribution_heatmap(attr, sensitive_genes, resistant_genes, *, n_top: int = 
     return fig
 
 
-def trajectory_panels(traj, groupby: str, *, keys=("rest_preds",)) -> Figure:
+def trajectory_panels(traj, groupby: str, *, keys=("rest_preds",), n_cols: int = 3) -> Figure:
     """Force-directed layout coloured by group, pseudotime and ``keys``; the PAGA graph; and
-    pseudotime against each key.
+    pseudotime against each key (Pearson r in the titles).
+
+    Examples
+    --------
+    >>> fig = trajectory_panels(traj, "cell_color", keys=["rest_preds"])   # doctest: +SKIP
     """
     info = traj.uns.get("scdeal_trajectory", {})
     layout = info.get("layout", "X_draw_graph_fr")
@@ -114,31 +122,33 @@ def trajectory_panels(traj, groupby: str, *, keys=("rest_preds",)) -> Figure:
     if has_time:
         panels.append((traj.obs["dpt_pseudotime"], "diffusion pseudotime", True, "viridis"))
     panels += [(traj.obs[k], k, True, "RdBu_r" if "preds" in k else "viridis") for k in keys]
-    n_cols = len(panels) + 1
-    n_rows = 2 if has_time and keys else 1
-    fig = new_figure(3.9 * n_cols, 3.6 * n_rows)
+    n_scatter = len(keys) if has_time else 0
+    n_map_rows = -(-(len(panels) + 1) // n_cols)
+    n_rows = n_map_rows + -(-n_scatter // n_cols)
+    fig = new_figure(4.2 * n_cols, 3.7 * n_rows)
     basis = "FA" if layout.endswith("_fa") else "FR"
     for i, (values, title, continuous, cmap) in enumerate(panels):
         scatter_panel(fig.add_subplot(n_rows, n_cols, i + 1), coords, values, title,
                       continuous=continuous, cmap=cmap, basis=basis)
-    _paga_graph(fig.add_subplot(n_rows, n_cols, n_cols), traj, groupby, coords)
-    if n_rows == 2:
+    _paga_graph(fig.add_subplot(n_rows, n_cols, len(panels) + 1), traj, groupby, coords)
+    if n_scatter:
         t = traj.obs["dpt_pseudotime"].to_numpy(dtype=float)
-        for j, key in enumerate(keys[: n_cols]):
-            ax = fig.add_subplot(n_rows, n_cols, n_cols + j + 1)
+        labels, palette = category_palette(traj.obs[groupby].reset_index(drop=True))
+        groups = labels.to_numpy()
+        for j, key in enumerate(keys):
+            ax = fig.add_subplot(n_rows, n_cols, n_map_rows * n_cols + j + 1)
             v = pd.to_numeric(traj.obs[key], errors="coerce").to_numpy(dtype=float)
             ok = np.isfinite(t) & np.isfinite(v)
-            groups = traj.obs[groupby].astype(str).to_numpy()
-            for k, g in enumerate(sorted(set(groups))):
+            for g, color in palette.items():
                 m = ok & (groups == g)
-                ax.scatter(t[m], v[m], s=10, color=CATEGORY_COLORS[k % 10], label=g,
-                           linewidths=0)
+                if m.any():
+                    ax.scatter(t[m], v[m], s=10, color=color, label=g, linewidths=0)
             if ok.sum() > 2:
                 r = np.corrcoef(t[ok], v[ok])[0, 1]
                 ax.set_title(f"{key} vs pseudotime (Pearson r = {r:.3f})", fontsize=9)
             ax.set_xlabel("diffusion pseudotime", fontsize=8)
             ax.set_ylabel(key, fontsize=8)
-            ax.legend(fontsize=6, frameon=False)
+            ax.legend(fontsize=6, frameon=False, title=groupby, title_fontsize=6)
     return fig
 
 
@@ -148,6 +158,7 @@ def _paga_graph(ax, traj, groupby: str, coords: np.ndarray) -> None:
     groups = traj.obs[groupby].astype(str)
     cats = list(traj.obs[groupby].cat.categories)
     centres = np.array([coords[(groups == c).to_numpy()].mean(0) for c in cats])
+    names, palette = category_palette(pd.Series(cats))
     conn = traj.uns["paga"]["connectivities"]
     conn = conn.toarray() if hasattr(conn, "toarray") else np.asarray(conn)
     for i in range(len(cats)):
@@ -157,9 +168,12 @@ def _paga_graph(ax, traj, groupby: str, coords: np.ndarray) -> None:
                         alpha=0.6, zorder=1)
     sizes = np.array([(groups == c).sum() for c in cats], dtype=float)
     ax.scatter(*centres.T, s=100 + 900 * sizes / sizes.max(), zorder=2,
-               color=[CATEGORY_COLORS[i % 10] for i in range(len(cats))])
-    for c, (x, y) in zip(cats, centres, strict=True):
-        ax.annotate(c, (x, y), fontsize=8, ha="center", va="center", zorder=3)
+               color=[palette[n] for n in names])
+    for name, (x, y) in zip(names, centres, strict=True):
+        ax.annotate(name, (x, y), fontsize=8, ha="center", va="center", zorder=3)
+    pad = 0.15 * (np.ptp(coords, axis=0) + 1e-9)
+    ax.set_xlim(coords[:, 0].min() - pad[0], coords[:, 0].max() + pad[0])
+    ax.set_ylim(coords[:, 1].min() - pad[1], coords[:, 1].max() + pad[1])
     ax.set_title(f"PAGA on {groupby} (edge width: connectivity)", fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -167,7 +181,12 @@ def _paga_graph(ax, traj, groupby: str, coords: np.ndarray) -> None:
 
 def stability_boxplot(runs: pd.DataFrame, metrics=("auroc", "ap", "f1", "f1_weighted",
                                                      "mcc", "balanced_accuracy")) -> Figure:
-    """Box plot (with the individual repeats) of each metric over the stability repeats."""
+    """Box plot (with the individual repeats) of each metric over the stability repeats.
+
+    Examples
+    --------
+    >>> fig = stability_boxplot(pd.DataFrame({"auroc": [0.8, 0.85, 0.9]}))
+    """
     metrics = [m for m in metrics if m in runs and runs[m].notna().any()]
     if not metrics:
         raise ScdealError("no metrics to draw in the stability table")
@@ -186,10 +205,16 @@ def stability_boxplot(runs: pd.DataFrame, metrics=("auroc", "ap", "f1", "f1_weig
 
 
 def enrichment_barplot(table: pd.DataFrame, title: str, n_terms: int = 15) -> Figure:
-    """Horizontal bars of -log10 adjusted p for the top terms (dashed line at 0.05)."""
+    """Horizontal bars of -log10 adjusted p for the top terms (dashed line at 0.05).
+
+    Examples
+    --------
+    >>> fig = enrichment_barplot(over_representation(genes, hallmark, background),
+    ...                          "hallmark")                          # doctest: +SKIP
+    """
     if table.empty:
         raise ScdealError(f"no enrichment results to draw for {title}")
-    top = table.sort_values("pvalue").head(n_terms).iloc[::-1]
+    top = table.sort_values(["pvalue_adj", "pvalue"], kind="stable").head(n_terms).iloc[::-1]
     labels = [(f"{t} {d}" if d and not str(d).startswith("http") else str(t))[:70]
               for t, d in zip(top["term"], top["description"], strict=True)]
     fig = new_figure(8, 1.2 + 0.28 * len(top))

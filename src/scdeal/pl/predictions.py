@@ -17,6 +17,20 @@ def _is_label(values: pd.Series) -> bool:
     return bool(uniq) and uniq <= {0, 1}
 
 
+def category_palette(values: pd.Series) -> tuple[pd.Series, dict[str, str]]:
+    """Display labels and colours of a categorical column; 0/1 label columns become
+    sensitive (red) / resistant (blue), so every figure colours them alike."""
+    values = pd.Series(values)
+    if _is_label(values):
+        numeric = pd.to_numeric(values.astype(object), errors="coerce")
+        labels = numeric.map(LABEL_NAMES).fillna("unlabelled")
+        return labels, {"sensitive": SENSITIVE_COLOR, "resistant": RESISTANT_COLOR,
+                        "unlabelled": "#bbbbbb"}
+    labels = values.astype(str)
+    cats = sorted(labels.unique())
+    return labels, {c: CATEGORY_COLORS[i % len(CATEGORY_COLORS)] for i, c in enumerate(cats)}
+
+
 def scatter_panel(ax, coords: np.ndarray, values: pd.Series, title: str, *,
                   continuous: bool | None = None, cmap: str = "viridis",
                   size: float | None = None, basis: str = "UMAP") -> None:
@@ -37,15 +51,7 @@ def scatter_panel(ax, coords: np.ndarray, values: pd.Series, title: str, *,
                             linewidths=0, rasterized=True)
         ax.figure.colorbar(points, ax=ax, shrink=0.7)
     else:
-        if _is_label(values):
-            numeric = pd.to_numeric(values.astype(object), errors="coerce")
-            labels = numeric.map(LABEL_NAMES).fillna("unlabelled")
-            palette = {"sensitive": SENSITIVE_COLOR, "resistant": RESISTANT_COLOR,
-                       "unlabelled": "#bbbbbb"}
-        else:
-            labels = values.astype(str)
-            cats = sorted(labels.unique())
-            palette = {c: CATEGORY_COLORS[i % len(CATEGORY_COLORS)] for i, c in enumerate(cats)}
+        labels, palette = category_palette(values)
         for cat, color in palette.items():
             mask = (labels == cat).to_numpy()
             if mask.any():
@@ -90,6 +96,12 @@ def roc_pr_curves(y_true, prob, *, prob_before=None) -> Figure:
     """ROC and precision-recall curves of ``prob`` (P(sensitive)) against 0/1 ``y_true``.
 
     ``prob_before`` (e.g. the pre-transfer probability) is drawn dashed for comparison.
+
+    Examples
+    --------
+    >>> fig = roc_pr_curves([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9])
+    >>> len(fig.axes)
+    2
     """
     from sklearn import metrics as skm
 

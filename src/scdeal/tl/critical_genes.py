@@ -8,22 +8,32 @@ original notebooks instead tested |IG| between ground-truth groups after treatin
 and centred near zero, so a fold change is undefined; this module uses a standardised mean
 difference instead (see :func:`rank_attributions`).
 
-Definitions (``A_k`` = attribution of a gene to output k; k = sensitive or resistant):
+Definitions (``A_s`` / ``A_r`` = attribution of a gene to the sensitive / resistant
+probability; "S" / "R" = the cells predicted sensitive / resistant):
 
-- the test compares ``A_k`` in the cells predicted as k with the other cells (two-sided
-  Wilcoxon rank-sum, :func:`scipy.stats.mannwhitneyu`), corrected over genes (Bonferroni by
-  default);
-- the effect size is Cohen's d of ``A_k``: (mean in predicted-k cells - mean in the others) /
-  pooled standard deviation; the rank-biserial correlation ``2U/(n1 n2) - 1`` (the Wilcoxon
-  test's own effect size) and the raw difference of means are reported beside it;
-- a **k critical gene** has adjusted p < alpha, d > ``min_effect`` and a positive mean ``A_k``
-  in the predicted-k cells: its attribution to k is larger where the model calls k, and there it
-  does push the prediction towards k.
+- **test**: ``A_s`` in S against ``A_s`` in R, two-sided Wilcoxon rank-sum
+  (:func:`scipy.stats.mannwhitneyu`), corrected over genes (Bonferroni by default);
+- **effect size**: Cohen's d of ``A_s``, (mean over S - mean over R) / pooled SD. A positive d
+  means the gene pushes S cells more towards "sensitive" than it pushes R cells, i.e. its
+  attribution agrees with the call. The rank-biserial correlation ``2U/(n_S n_R) - 1`` (the
+  Wilcoxon test's own effect size) and the raw difference of means are reported beside it;
+- **tested genes**: those whose model input varies across the cells (a constant gene cannot
+  separate cells, though its attribution (input - baseline) x gradient still varies with the
+  gradient); the correction counts only these;
+- **critical gene**: adjusted p < alpha and d > ``min_effect``;
+- **sensitive or resistant**: a critical gene is *sensitive* when its model input is higher
+  on average in S than in R (``input_diff`` > 0): it is expressed more in the sensitive cells
+  and, since d > 0, that higher expression raises P(sensitive) there. It is *resistant* when its
+  input is higher in R: expressed more in the resistant cells, where it raises P(resistant).
+  This matches the paper's description (sensitive critical genes high in the sensitive,
+  primary-site cells; resistant ones rising towards the resistant end) and, unlike the size of
+  the attributions, does not depend on the baseline: the baseline's own prediction decides how
+  much each cell has to explain (completeness), so with a baseline that looks resistant nearly
+  every gene has larger attributions in the sensitive cells.
 
-With two softmax outputs ``A_resistant = -A_sensitive``, so both outputs share one test; the
-two lists differ through the last condition. A gene can be in both lists when it pushes each
-group towards its own call (e.g. a gene above its baseline in sensitive cells and below it in
-resistant cells, which is common when the baseline is the average cell).
+With two softmax outputs ``A_r = -A_s`` exactly, so testing ``A_r`` between R and S gives the
+same p-values and d; the table reports the means of both layers. Genes with d < -``min_effect``
+(attributions that oppose the call) are in the full test table but in neither list.
 """
 
 from __future__ import annotations
@@ -37,11 +47,9 @@ from anndata import AnnData
 from scipy import stats
 
 from ..errors import ScdealError
-from .attribution import RESISTANT_LAYER, SENSITIVE_LAYER
+from .attribution import INPUT_LAYER, RESISTANT_LAYER, SENSITIVE_LAYER
 
 Correction = Literal["bonferroni", "bh"]
-COLUMNS = ["gene", "statistic_u", "pvalue", "pvalue_adj", "cohens_d", "rank_biserial",
-           "mean_in_group", "mean_in_rest", "mean_diff", "n_group", "n_rest"]
 
 
 @dataclass
@@ -72,23 +80,29 @@ class CriticalGeneConfig:
 
 @dataclass
 class CriticalGenes:
-    """Per-output test tables (every gene) and the selected critical genes."""
+    """The per-gene test table (every gene) and the two lists of critical genes."""
 
     sensitive: pd.DataFrame
     resistant: pd.DataFrame
-    tests_sensitive: pd.DataFrame
-    tests_resistant: pd.DataFrame
+    tests: pd.DataFrame
     config: CriticalGeneConfig
+    n_constant: int = 0
 
     def summary(self) -> dict:
         return {"n_sensitive": len(self.sensitive), "n_resistant": len(self.resistant),
-                "n_both": len(set(self.sensitive["gene"]) & set(self.resistant["gene"])),
-                "n_genes_tested": len(self.tests_sensitive), "alpha": self.config.alpha,
+                "n_genes_tested": len(self.tests), "n_genes_constant": self.n_constant,
+                "alpha": self.config.alpha,
                 "correction": self.config.correction, "min_effect": self.config.min_effect}
 
 
 def adjust_pvalues(p: np.ndarray, method: Correction = "bonferroni") -> np.ndarray:
-    """Bonferroni (``min(1, p m)``) or Benjamini-Hochberg adjusted p-values over ``m`` tests."""
+    """Bonferroni (``min(1, p m)``) or Benjamini-Hochberg adjusted p-values over ``m`` tests.
+
+    Examples
+    --------
+    >>> adjust_pvalues(np.array([0.01, 0.04]), "bonferroni").tolist()
+    [0.02, 0.08]
+    """
     p = np.asarray(p, dtype=float)
     if method == "bonferroni":
         return np.minimum(p * p.size, 1.0)
@@ -150,12 +164,19 @@ def rank_attributions(values: np.ndarray, in_group: np.ndarray, genes,
                              kind="stable").reset_index(drop=True)
 
 
-def select_critical(table: pd.DataFrame, config: CriticalGeneConfig) -> pd.DataFrame:
-    """Rows with adjusted p < alpha, d > min_effect and a positive mean in the group."""
-    keep = ((table["pvalue_adj"] < config.alpha) & (table["cohens_d"] > config.min_effect)
-            & (table["mean_in_group"] > 0))
-    return table[keep].sort_values("cohens_d", ascending=False, kind="stable").reset_index(
-        drop=True)
+def select_critical(tests: pd.DataFrame, config: CriticalGeneConfig
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split the significant, large-effect genes of ``tests`` into sensitive and resistant
+    critical genes by ``input_diff`` (see the module docstring); each by decreasing d."""
+    critical = tests[(tests["pvalue_adj"] < config.alpha)
+                     & (tests["cohens_d"] > config.min_effect)]
+
+    def tidy(table: pd.DataFrame) -> pd.DataFrame:
+        return table.sort_values("cohens_d", ascending=False, kind="stable").reset_index(
+            drop=True)
+
+    return (tidy(critical[critical["input_diff"] > 0]),
+            tidy(critical[critical["input_diff"] < 0]))
 
 
 def predicted_sensitive(obs: pd.DataFrame, key: str = "sens_label") -> np.ndarray:
@@ -175,8 +196,8 @@ def critical_genes(attr: AnnData, config: CriticalGeneConfig | None = None, *,
     Parameters
     ----------
     attr
-        Output of :func:`scdeal.tl.integrated_gradients` (layers ``ig_sensitive`` and
-        ``ig_resistant``; ``obs[label_key]`` the predicted label, 1 = sensitive).
+        Output of :func:`scdeal.tl.integrated_gradients` (layers ``ig_sensitive``,
+        ``ig_resistant`` and ``input``; ``obs[label_key]`` the predicted label, 1 = sensitive).
     config
         Thresholds (:class:`CriticalGeneConfig`).
     label_key
@@ -185,8 +206,10 @@ def critical_genes(attr: AnnData, config: CriticalGeneConfig | None = None, *,
     Returns
     -------
     CriticalGenes
-        ``sensitive`` / ``resistant``: the selected genes with their statistics (see the module
-        docstring for the definitions); ``tests_*``: every gene's test.
+        ``sensitive`` / ``resistant``: the critical genes with their statistics (definitions in
+        the module docstring); ``tests``: every gene's test, effect sizes, the mean
+        attributions of both outputs in S and R, and ``input_diff`` (mean standardised input,
+        S minus R).
 
     Examples
     --------
@@ -194,15 +217,31 @@ def critical_genes(attr: AnnData, config: CriticalGeneConfig | None = None, *,
     >>> cg.sensitive.head()                                # doctest: +SKIP
     """
     config = config or CriticalGeneConfig()
-    for layer in (SENSITIVE_LAYER, RESISTANT_LAYER):
+    for layer in (SENSITIVE_LAYER, RESISTANT_LAYER, INPUT_LAYER):
         if layer not in attr.layers:
             raise ScdealError(f"the attribution data have no layer {layer!r}; compute them with "
                               "scdeal.tl.integrated_gradients")
     sens = predicted_sensitive(attr.obs, label_key)
-    genes = attr.var_names
-    tests_s = rank_attributions(np.asarray(attr.layers[SENSITIVE_LAYER]), sens, genes,
-                                config.correction)
-    tests_r = rank_attributions(np.asarray(attr.layers[RESISTANT_LAYER]), ~sens, genes,
-                                config.correction)
-    return CriticalGenes(select_critical(tests_s, config), select_critical(tests_r, config),
-                         tests_s, tests_r, config)
+    inputs = np.asarray(attr.layers[INPUT_LAYER], dtype=np.float64)
+    # A gene with the same input in every cell cannot tell cells apart; its attributions
+    # ((input - baseline) x gradient) still vary with the gradient, so it is not tested.
+    varying = inputs.max(axis=0) > inputs.min(axis=0)
+    if not varying.any():
+        raise ScdealError("every gene has the same input in all cells; nothing to test")
+    attr = attr[:, varying]
+    inputs = inputs[:, varying]
+    tests = rank_attributions(np.asarray(attr.layers[SENSITIVE_LAYER]), sens, attr.var_names,
+                              config.correction)
+    tests = tests.rename(columns={"mean_in_group": "mean_attr_sensitive_S",
+                                  "mean_in_rest": "mean_attr_sensitive_R",
+                                  "n_group": "n_S", "n_rest": "n_R"})
+    resistant_attr = np.asarray(attr.layers[RESISTANT_LAYER], dtype=np.float64)
+    order = attr.var_names.get_indexer(tests["gene"])
+    extra = {"mean_attr_resistant_S": resistant_attr[sens].mean(0),
+             "mean_attr_resistant_R": resistant_attr[~sens].mean(0),
+             "input_diff": inputs[sens].mean(0) - inputs[~sens].mean(0)}
+    for offset, (name, values) in enumerate(extra.items()):
+        tests.insert(9 + offset, name, values[order])
+    sensitive, resistant = select_critical(tests, config)
+    return CriticalGenes(sensitive, resistant, tests, config,
+                         n_constant=int((~varying).sum()))

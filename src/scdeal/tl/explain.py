@@ -168,9 +168,7 @@ def explain_run(run_dir: str | Path, config: ExplainConfig | None = None) -> dic
     if cg is not None:
         _write_csv(cg.sensitive, run / "critical_genes_sensitive.csv")
         _write_csv(cg.resistant, run / "critical_genes_resistant.csv")
-        tests = pd.concat([cg.tests_sensitive.assign(output="sensitive"),
-                           cg.tests_resistant.assign(output="resistant")], ignore_index=True)
-        _write_csv(tests, run / "critical_gene_tests.csv")
+        _write_csv(cg.tests, run / "critical_gene_tests.csv")
         summary["critical_genes"] = cg.summary()
     timings["critical_genes"] = time.perf_counter() - t0
 

@@ -93,7 +93,8 @@ def marker_genes(expr: AnnData, labels: pd.Series, config: GeneScoreConfig,
 
     Runs ``scanpy.tl.rank_genes_groups(method='wilcoxon')`` on a private copy of ``expr``'s
     matrix (cells with a missing label are left out). Returns columns direction, rank, gene,
-    score, logfoldchange, pvalue, pvalue_adj.
+    score, logfoldchange (scanpy's; meaningful only for log-normalised data), pvalue,
+    pvalue_adj.
     """
     import scanpy as sc
 
@@ -102,8 +103,10 @@ def marker_genes(expr: AnnData, labels: pd.Series, config: GeneScoreConfig,
     ad = AnnData(X=expr.X[keep], obs=pd.DataFrame(
         {"group": pd.Categorical(group[keep], categories=list(DIRECTIONS))},
         index=expr.obs_names[keep]), var=pd.DataFrame(index=expr.var_names))
-    sc.tl.rank_genes_groups(ad, "group", method="wilcoxon", use_raw=False,
-                            n_genes=min(config.n_top, ad.n_vars))
+    # Log-fold changes assume log data; for z-scores they are NaN (numpy would warn).
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sc.tl.rank_genes_groups(ad, "group", method="wilcoxon", use_raw=False,
+                                n_genes=min(config.n_top, ad.n_vars))
     rows = []
     for direction in DIRECTIONS:
         table = sc.get.rank_genes_groups_df(ad, group=direction)
@@ -141,7 +144,13 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 def empirical_pvalue(observed: float, null: np.ndarray) -> float:
-    """``(1 + #{null >= observed}) / (1 + n)``: never 0, exact for exchangeable draws."""
+    """``(1 + #{null >= observed}) / (1 + n)``: never 0, exact for exchangeable draws.
+
+    Examples
+    --------
+    >>> empirical_pvalue(0.5, np.array([0.1, 0.6, 0.5, 0.2]))
+    0.6
+    """
     null = np.asarray(null, dtype=float)
     null = null[np.isfinite(null)]
     if not np.isfinite(observed) or null.size == 0:
@@ -208,7 +217,9 @@ def gene_scores(expr: AnnData, predicted: pd.Series, truth: pd.Series | None = N
                 log.warning("no %s genes with adjusted p < %g from the %s; their score is NaN",
                             direction, config.alpha, what)
             scores[f"{direction}_score_{suffix}"] = score_cells(expr, chosen, config)
-    gene_sets = pd.concat(sets, ignore_index=True)
+    non_empty = [t for t in sets if len(t)]
+    gene_sets = (pd.concat(non_empty, ignore_index=True) if non_empty
+                 else sets[0].iloc[:0].copy())
 
     rows, null = [], {}
     if truth is not None:

@@ -59,7 +59,13 @@ class StabilityResult:
 
 
 def summarize(runs: pd.DataFrame, metrics) -> pd.DataFrame:
-    """Mean, SD (ddof=1), min, median and max of each metric over repeats."""
+    """Mean, SD (ddof=1), min, median and max of each metric over repeats.
+
+    Examples
+    --------
+    >>> summarize(pd.DataFrame({"auroc": [0.7, 0.9]}), ["auroc"])["mean"].item()
+    0.8
+    """
     rows = []
     for name in metrics:
         values = pd.to_numeric(runs[name], errors="coerce").dropna()

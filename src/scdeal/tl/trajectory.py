@@ -93,6 +93,12 @@ def choose_root(diffmap: np.ndarray, in_root: np.ndarray) -> int:
     If the group's median on that component is below the other cells' median the root is the
     group's minimum, otherwise its maximum; so the root is the group cell farthest from the
     rest along the main diffusion axis (Haghverdi et al. 2016 choose tips the same way).
+
+    Examples
+    --------
+    >>> dc = np.array([[1, 0.5], [1, -0.9], [1, -0.2], [1, 0.8]])
+    >>> choose_root(dc, np.array([False, True, True, False]))
+    1
     """
     in_root = np.asarray(in_root, dtype=bool)
     if not in_root.any():
@@ -170,6 +176,12 @@ def pseudotime_correlations(obs: pd.DataFrame, keys, pseudotime_key: str = "dpt_
     """Pearson and Spearman correlation of pseudotime with each column in ``keys``.
 
     Cells with a non-finite pseudotime (disconnected from the root) or value are left out.
+
+    Examples
+    --------
+    >>> obs = pd.DataFrame({"dpt_pseudotime": [0, .2, .5, 1], "rest_preds": [.1, .3, .4, .9]})
+    >>> pseudotime_correlations(obs, ["rest_preds"])["spearman_rho"].item()
+    1.0
     """
     if pseudotime_key not in obs:
         raise ScdealError(f"obs has no {pseudotime_key!r}; compute a trajectory with a root")
