@@ -182,8 +182,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *,
     metrics = _read_json(run / "metrics.json")
     if metrics:
         parts.append(_metrics_section(metrics))
-    parts += [_image(fig / "umap_predictions.png", "UMAP of the prepared expression: truth, "
-                     "predicted label, P(sensitive) and cell group"),
+    parts += [_image(fig / "umap_predictions.png", "UMAP of the prepared expression coloured "
+                     "by the truth, the predicted label, P(sensitive) (and the --groupby groups)"),
               _image(fig / "roc_pr.png", "ROC and precision-recall curves, after and before "
                      "the transfer step")]
     if explain is not None:

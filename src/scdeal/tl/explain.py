@@ -218,9 +218,10 @@ def explain_run(run_dir: str | Path, config: ExplainConfig | None = None) -> dic
 
     # 5. Cell graph, UMAP and (with a grouping) the trajectory.
     t0 = time.perf_counter()
-    graph_expr = AnnData(X=expr.X, obs=cell_table.join(obs.drop(columns=[
-        c for c in cell_table.columns if c in obs.columns])), var=pd.DataFrame(
-        index=expr.var_names))
+    # obs: the input's annotations plus predictions, truth and gene scores (no duplicates).
+    annotations = obs.drop(columns=[c for c in cell_table.columns if c in obs.columns])
+    graph_expr = AnnData(X=expr.X, obs=cell_table.join(annotations),
+                         var=pd.DataFrame(index=expr.var_names))
     embedding = np.asarray(adata.obsm["X_scdeal"])[adata.obs_names.get_indexer(expr.obs_names)]
     graph = cell_graph(graph_expr, config.graph, obsm={"X_scdeal": embedding})
     analysis = graph
