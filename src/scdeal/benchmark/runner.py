@@ -225,6 +225,23 @@ def _init_worker(bulk: BulkData) -> None:
     global _WORKER_BULK
     _WORKER_BULK = bulk
     logging.getLogger("scdeal").setLevel(logging.WARNING)
+    _exit_with_parent()
+
+
+def _exit_with_parent(poll_s: float = 2.0) -> None:
+    """End this worker when the benchmark process is gone (e.g. killed by a signal that gave
+    it no chance to stop its workers), rather than finishing a long fit for nobody."""
+    import os
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _run_unit_in_worker(unit: list[Method], item: PreparedCase, seed: int,

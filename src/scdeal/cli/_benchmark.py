@@ -22,6 +22,8 @@ def _default_jobs() -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ..benchmark.methods import METHODS  # light: no torch or data import
+
     parser = sub.add_parser(
         "benchmark", help="compare scDEAL variants and bulk-only baselines on labelled cases",
         description="Run every method on every case of a case file with several seeds and score "
@@ -32,15 +34,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--cases", required=True,
                         help="TOML case file with [[case]] tables (see benchmarks/cases.toml)")
     parser.add_argument("--methods", default="all",
-                        help="comma-separated method names (default: all): scdeal, scdeal_no_transfer, "
-                             "scdeal_separate, scdeal_cluster, scdeal_ae, scdeal_vae, "
-                             "scdeal_target_only, logreg, random_forest, hist_gb, mlp")
+                        help="comma-separated method names (default: all): "
+                             + ", ".join(METHODS))
     parser.add_argument("--seeds", type=int, default=5,
                         help="number of seeds, 0..N-1, per case and method (default: 5)")
     parser.add_argument("--ablation-seeds", type=int, default=DEFAULT_ABLATION_SEEDS,
                         metavar="M",
-                        help="seeds for the ablation variants (scdeal_separate, _cluster, _ae, "
-                             "_vae, _target_only): the first M of --seeds (default: "
+                        help="seeds for the single-model ablation variants ("
+                             + ", ".join(n for n, m in METHODS.items()
+                                         if getattr(m, "ablation", False))
+                             + "): the first M of --seeds (default: "
                              f"{DEFAULT_ABLATION_SEEDS}, to keep a full run under 30 minutes "
                              "on 2 cores)")
     parser.add_argument("--jobs", type=int, default=None, metavar="N",
