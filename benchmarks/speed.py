@@ -106,7 +106,7 @@ genes = pd.read_csv(sys.argv[4], header=None)[0].tolist()
 rng = np.random.default_rng(0)
 rates = rng.gamma(0.3, 2.0, size=len(genes))
 def block(m):
-    lib = rng.lognormal(np.log(2000), 0.3, size=m)
+    lib = rng.lognormal(np.log(600), 0.3, size=m)
     p = rates / rates.sum()
     counts = rng.poisson(lib[:, None] * p[None, :]).astype(np.float32)
     return sp.csr_matrix(counts)
