@@ -140,6 +140,29 @@ def test_transfer_changes_the_target_encoder(fitted):
     assert changed == (best > 0)
 
 
+def test_cluster_term_makes_predictions_consistent_within_clusters(bulk, gefitinib_cells):
+    def fit(weight):
+        model = ScDEAL(ScDealConfig(**TINY, seed=4, cluster_weight=weight))
+        model.fit(gefitinib_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
+        return model
+
+    plain, clustered = fit(0.0), fit(20.0)
+    assert plain.training["n_clusters"] is None
+    assert clustered.training["n_clusters"] >= 2
+    # The clusters the term used: Leiden on the pre-transfer cell embedding (same seed).
+    X, _ = clustered.target_matrix(gefitinib_cells)
+    clusters = clustered._clusters(clustered.members[0].pretransfer_net.extractor,
+                                   torch.as_tensor(X), 4).numpy()
+    assert clusters.max() + 1 == clustered.training["n_clusters"]
+
+    def within_cluster_variance(model):
+        p = model.predict_proba(gefitinib_cells).to_numpy()
+        return sum(((p[clusters == c] - p[clusters == c].mean()) ** 2).sum()
+                   for c in np.unique(clusters)) / len(p)
+
+    assert within_cluster_variance(clustered) < 0.7 * within_cluster_variance(plain)
+
+
 def test_same_seed_same_predictions(bulk, gefitinib_cells, fitted):
     again = ScDEAL(ScDealConfig(**TINY, seed=3))
     again.fit(gefitinib_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")

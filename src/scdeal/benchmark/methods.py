@@ -127,7 +127,8 @@ def _mlp(seed: int):
 
 
 _REGISTRY: tuple[Method, ...] = (
-    ScDealVariant("scdeal", "scDEAL, default configuration (DAE, shared genes, DaNN transfer)"),
+    ScDealVariant("scdeal", "scDEAL, default configuration (DAE, shared genes, DaNN transfer "
+                  "with cluster consistency, ensemble of 5)"),
     ScDealVariant("scdeal_no_transfer", "the same fit as scdeal, scored before the DaNN step",
                   output="pre"),
     # Ablations change one component of a SINGLE model (n_models=1); compare them with
@@ -136,8 +137,9 @@ _REGISTRY: tuple[Method, ...] = (
                   {"n_models": 1}, ablation=True),
     ScDealVariant("scdeal_separate", "single model, separate gene spaces (the paper's design)",
                   {"n_models": 1, "gene_space": "separate"}, ablation=True),
-    ScDealVariant("scdeal_cluster", "single model with the cluster-consistency loss (weight 1)",
-                  {"n_models": 1, "cluster_weight": 1.0}, ablation=True),
+    ScDealVariant("scdeal_no_cluster", "single model, plain DaNN transfer (no "
+                  "cluster-consistency term)", {"n_models": 1, "cluster_weight": 0.0},
+                  ablation=True),
     ScDealVariant("scdeal_ae", "single model, plain autoencoders",
                   {"n_models": 1, "extractor": "ae"}, ablation=True),
     ScDealVariant("scdeal_vae", "single model, variational autoencoders",
