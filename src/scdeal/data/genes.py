@@ -431,8 +431,13 @@ def _aggregate(X, columns: np.ndarray, groups: np.ndarray, first: np.ndarray, n_
     # Integer counts stay integer when summed; a mean needs floats.
     dtype = X.dtype if how == "sum" or np.issubdtype(X.dtype, np.floating) else np.float64
     weights = _aggregation_matrix(groups, n_groups, how, dtype)
-    if sp.issparse(X):  # column slicing is cheap in CSC; hand back the input's format
-        return (X.tocsc()[:, columns] @ weights).asformat(X.format)
+    if sp.issparse(X):
+        # Select and combine in one product over all input columns: no CSR <-> CSC conversion
+        # of X (which dominated chunked prediction); hand back the input's format.
+        coo = weights.tocoo()
+        full = sp.csr_matrix((coo.data, (columns[coo.row], coo.col)),
+                             shape=(X.shape[1], n_groups))
+        return sp.csr_matrix(X @ full).asformat(X.format)
     return np.asarray(np.asarray(X)[:, columns] @ weights)
 
 

@@ -359,7 +359,7 @@ class ScDEAL:
         if missing.any():
             log.warning("%d of the model's %d genes are absent from the target; they are set "
                         "to the training mean", int(missing.sum()), len(self.target_genes))
-        X = self.target_scaler.transform(X)
+        X = self.target_scaler.transform(X, copy=False)  # X is ours: align_genes made it
         X[:, missing] = 0.0
         prep.check_finite(X, "the target expression matrix")
         return X, target.obs_names

@@ -54,8 +54,9 @@ class Standardizer:
         std[std < 1e-8] = 1.0
         return cls(mean.astype(np.float32), std.astype(np.float32))
 
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        out = np.array(X, dtype=np.float32, copy=True)
+    def transform(self, X: np.ndarray, *, copy: bool = True) -> np.ndarray:
+        """``(X - mean) / scale`` as float32; ``copy=False`` reuses a float32 ``X``'s memory."""
+        out = np.array(X, dtype=np.float32, copy=True) if copy else np.asarray(X, np.float32)
         out -= self.mean
         out /= self.scale
         return out
