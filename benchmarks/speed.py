@@ -148,15 +148,19 @@ bulk = load_gdsc()
 labels = bulk.labels_for("Gefitinib")[0].labels.dropna().astype(int)
 lines = labels.index[:40]
 cfg = SimulationConfig(cells_per_line=max(1, n_cells // len(lines)))
-target = simulate_cells_from_lines(bulk.expression.loc[lines], labels.loc[lines], cfg)
+# 2,000 genes, as in the prediction benchmark: all ~17,000 shared genes for 100k cells would
+# be a dense 6.8 GB matrix before any copy, more than a laptop should be asked for.
+genes = list(bulk.expression.columns[:{n_genes}])
+target = simulate_cells_from_lines(bulk.expression.loc[lines, genes], labels.loc[lines], cfg)
 epochs = 3
 model = ScDEAL(ScDealConfig(seed=0, n_models=1, pretrain_epochs=epochs, predictor_epochs=epochs,
                             transfer_epochs=epochs, patience=1000))
 model.fit(target, "Gefitinib", bulk=bulk, gene_ids="symbol")
 t = model.training["timings_s"]
-RESULT = {"n_cells": target.n_obs,
+RESULT = {"n_cells": target.n_obs, "n_genes": len(model.target_genes),
           "target_extractor_s_per_epoch": t["target_extractor"] / epochs,
-          "transfer_s_per_epoch": t["transfer"] / (epochs + 1)}
+          "transfer_s_per_epoch": t["transfer"] / (epochs + 1),
+          "clustering_s": t.get("clusters", 0.0)}
 """
 
 
@@ -182,7 +186,8 @@ def bench_predict(work: Path, sizes: list[int], repeats: int, chunk: int) -> dic
 def bench_epochs(sizes: list[int], repeats: int) -> dict:
     out = {}
     for n in sizes:
-        rows = [child(EPOCH_TIME, str(n)) for _ in range(repeats)]
+        rows = [child(EPOCH_TIME.replace("{n_genes}", str(N_GENES)), str(n))
+                for _ in range(repeats)]
         out[str(n)] = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
         print(f"epochs {n}: transfer {out[str(n)]['transfer_s_per_epoch']:.2f} s/epoch, "
               f"target extractor {out[str(n)]['target_extractor_s_per_epoch']:.2f} s/epoch",
@@ -197,18 +202,30 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="small sizes, 1 repeat (smoke run)")
     parser.add_argument("--out", type=Path, default=HERE / "speed_results.json")
+    parser.add_argument("--parts", default="run,predict,epochs",
+                        help="comma-separated parts to (re)run; the others are kept from --out")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     repeats = 1 if args.quick else args.repeats
     predict_sizes = [10_000] if args.quick else [10_000, 100_000, 1_000_000]
     epoch_sizes = [1_000] if args.quick else [1_000, 10_000, 100_000]
-    results = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "repeats": repeats,
-               "run": bench_runs(args.data_dir, args.work, repeats),
-               "predict": bench_predict(args.work, predict_sizes, repeats, chunk=20_000),
-               "epochs": bench_epochs(epoch_sizes, repeats)}
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(args.out)
+    parts = {
+        "run": lambda: bench_runs(args.data_dir, args.work, repeats),
+        "predict": lambda: bench_predict(args.work, predict_sizes, repeats, chunk=20_000),
+        "epochs": lambda: bench_epochs(epoch_sizes, repeats),
+    }
+    wanted = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = set(wanted) - set(parts)
+    if unknown:
+        parser.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(parts)}")
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    for name in wanted:  # each part is saved as soon as it is done
+        results.update({"machine": machine(), "repeats": repeats,
+                        "dates": {**results.get("dates", {}), name: time.strftime("%Y-%m-%d")},
+                        name: parts[name]()})
+        tmp = args.out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(results, indent=2))
+        tmp.replace(args.out)
     print(json.dumps(results, indent=2))
 
 
