@@ -19,6 +19,7 @@ from anndata import AnnData
 from .. import __version__
 from .._io import atomic_dir
 from ..data.gdsc import BulkData
+from ..data.neighbors import neighbors
 from ..data.preprocess import preprocess_target
 from ..errors import ScdealError
 from ..nn import DrugResponseNet, EnsembleNet, FeatureExtractor, ResponsePredictor
@@ -332,8 +333,7 @@ class ScDEAL:
             emb = extractor.encode(X).cpu().numpy()
         ad = AnnData(np.zeros((len(emb), 1), dtype=np.float32))
         ad.obsm["X_emb"] = emb
-        sc.pp.neighbors(ad, use_rep="X_emb", n_neighbors=min(15, len(emb) - 1),
-                        random_state=seed)
+        neighbors(ad, use_rep="X_emb", n_neighbors=min(15, len(emb) - 1), random_state=seed)
         sc.tl.leiden(ad, resolution=self.config.cluster_resolution, random_state=seed,
                      flavor="igraph", n_iterations=2, directed=False)
         return torch.as_tensor(ad.obs["leiden"].astype(int).to_numpy(), device=X.device)

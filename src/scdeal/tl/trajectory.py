@@ -19,6 +19,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import stats
 
+from ..data.neighbors import neighbors
 from ..errors import ScdealError
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,8 @@ def cell_graph(expr: AnnData, config: GraphConfig | None = None, *,
     elif rep not in ad.obsm:
         raise ScdealError(f"representation {rep!r} is not in obsm (has "
                           f"{', '.join(ad.obsm) or 'nothing'}); use None for PCA")
-    sc.pp.neighbors(ad, n_neighbors=min(config.n_neighbors, ad.n_obs - 1), use_rep=rep,
-                    random_state=config.seed)
+    neighbors(ad, use_rep=rep, n_neighbors=min(config.n_neighbors, ad.n_obs - 1),
+              random_state=config.seed)
     sc.tl.umap(ad, random_state=config.seed)
     ad.uns["scdeal_graph"] = {**asdict(config), "use_rep": rep}
     return ad
