@@ -144,8 +144,12 @@ def run_benchmark(
         Worker processes. ``1`` runs every row in this process; more run the fits in that
         many fresh processes (each loads its own copy of the bulk data; torch trains on one
         thread by default, so one worker per core uses the machine without oversubscribing
-        it). The results do not depend on ``jobs``: every row is seeded on its own. Each row's
-        wall time and peak memory are measured inside the process that ran it.
+        it). Every row is seeded on its own, but the results are not bit-identical across
+        ``jobs``: the same fit can differ in the third decimal of AUROC depending on which fits
+        ran before it in the same process (measured: PLX4720 seed 0, 0.9909 run first in a
+        process, 0.9919 run after two other cases), from floating-point differences in the CPU
+        math kernels. Each row's wall time and peak memory are measured inside the process
+        that ran it.
     on_row
         Called with each finished row, its number and the total (for progress lines), in
         the order rows finish.

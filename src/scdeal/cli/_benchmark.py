@@ -48,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "on 2 cores)")
     parser.add_argument("--jobs", type=int, default=None, metavar="N",
                         help="worker processes running fits side by side (default: the usable "
-                             f"CPU cores, at most {MAX_DEFAULT_JOBS}; results do not depend on it)")
+                             f"CPU cores, at most {MAX_DEFAULT_JOBS}; scores can differ in the third "
+                             "decimal with the order of fits in a process)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--data-dir",
                         help="folder that relative target paths in the case file are relative "
