@@ -163,6 +163,21 @@ def test_cluster_term_makes_predictions_consistent_within_clusters(bulk, gefitin
     assert within_cluster_variance(clustered) < 0.7 * within_cluster_variance(plain)
 
 
+def test_separate_gene_spaces_use_each_domain_s_own_genes_and_warn(bulk, gefitinib_cells,
+                                                                    caplog):
+    model = ScDEAL(ScDealConfig(**TINY, seed=1, gene_space="separate", cluster_weight=0.0))
+    with caplog.at_level("WARNING", logger="scdeal"):
+        model.fit(gefitinib_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
+    assert "may come out inverted" in caplog.text
+    from scdeal.model._prepare import bulk_expression_on_symbols
+
+    # every GDSC gene, not only those the cells share
+    assert model.bulk_genes == list(bulk_expression_on_symbols(bulk)[0].columns)
+    assert set(model.target_genes) - set(model.bulk_genes)  # cell-only genes are kept
+    p = model.predict_proba(gefitinib_cells).to_numpy()
+    assert p.shape == (gefitinib_cells.n_obs,) and ((p >= 0) & (p <= 1)).all()
+
+
 def test_same_seed_same_predictions(bulk, gefitinib_cells, fitted):
     again = ScDEAL(ScDealConfig(**TINY, seed=3))
     again.fit(gefitinib_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
