@@ -15,7 +15,7 @@ from scdeal.data import load_gdsc
 from scdeal.data.singlecell import read_target
 from scdeal.errors import ScdealError
 from scdeal.model import ScDEAL, ScDealConfig, classification_metrics
-from scdeal.model._prepare import resample, stratified_split
+from scdeal.model._prepare import bulk_expression_on_symbols, resample, stratified_split
 
 TINY = dict(hidden_dims=(32,), latent_dim=8, predictor_dims=(8,), pretrain_epochs=3,
             predictor_epochs=3, transfer_epochs=3, patience=2, batch_size=64, n_models=1)
@@ -99,7 +99,6 @@ def test_config_round_trip_and_validation(tmp_path):
 
 
 def test_bulk_scaler_fitted_on_training_split_only(fitted, bulk):
-    from scdeal.model._prepare import bulk_expression_on_symbols
 
     expr, _ = bulk_expression_on_symbols(bulk)
     labels = bulk.labels_for("Gefitinib")[0].labels.dropna().astype(int)
@@ -169,8 +168,6 @@ def test_separate_gene_spaces_use_each_domain_s_own_genes_and_warn(bulk, gefitin
     with caplog.at_level("WARNING", logger="scdeal"):
         model.fit(gefitinib_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
     assert "may come out inverted" in caplog.text
-    from scdeal.model._prepare import bulk_expression_on_symbols
-
     # every GDSC gene, not only those the cells share
     assert model.bulk_genes == list(bulk_expression_on_symbols(bulk)[0].columns)
     assert set(model.target_genes) - set(model.bulk_genes)  # cell-only genes are kept

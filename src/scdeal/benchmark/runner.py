@@ -148,8 +148,8 @@ def run_benchmark(
         ``jobs``: the same fit can differ in the third decimal of AUROC depending on which fits
         ran before it in the same process (measured: PLX4720 seed 0, 0.9909 run first in a
         process, 0.9919 run after two other cases; cause not pinned down, presumably
-        floating-point state of the CPU math kernels). Each row's wall time and peak memory are measured inside the process
-        that ran it.
+        floating-point state of the CPU math kernels). Each row's wall time and peak memory
+        are measured inside the process that ran it.
     on_row
         Called with each finished row, its number and the total (for progress lines), in
         the order rows finish.
