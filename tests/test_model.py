@@ -99,7 +99,6 @@ def test_config_round_trip_and_validation(tmp_path):
 
 
 def test_bulk_scaler_fitted_on_training_split_only(fitted, bulk):
-
     expr, _ = bulk_expression_on_symbols(bulk)
     labels = bulk.labels_for("Gefitinib")[0].labels.dropna().astype(int)
     labels = labels[labels.index.isin(expr.index)]
