@@ -198,7 +198,8 @@ def test_save_load_round_trip(fitted, gefitinib_cells, tmp_path):
     with pytest.raises(ScdealError, match="exists"):
         fitted.save(tmp_path / "m")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
-        "config.json", "genes.json", "model.safetensors", "scalers.npz", "training.json"]
+        "config.json", "genes.json", "model.safetensors", "reliability.json", "scalers.npz",
+        "training.json"]
 
 
 def test_ensemble_averages_members_and_round_trips(bulk, gefitinib_cells, tmp_path):

@@ -126,6 +126,38 @@ def _prediction_figures(run: Path) -> None:
                        figures, "umap_predictions")
 
 
+RELIABILITY_ROWS = (
+    ("member_agreement", "mean pairwise Pearson r of the members' P(sensitive) over the cells"),
+    ("member_agreement_pretransfer", "the same before the transfer step"),
+    ("direction_agreement", "fraction of member pairs ranking the cells the same way (r > 0)"),
+    ("transfer_consistency", "mean r of each member's predictions after vs before transfer"),
+    ("bulk_test_auroc", "mean AUROC of the members on their held-out bulk test lines"),
+    ("fraction_uncertain", "fraction of cells whose members' spread reaches across 0.5"),
+    ("n_members", "ensemble members"),
+)
+
+
+def _reliability_section(rel: dict | None) -> list[str]:
+    """The label-free reliability verdict and its diagnostics (first thing on the page)."""
+    if not rel:
+        return ["<h2>Reliability</h2>", _p("No reliability diagnostics in run.json (a run "
+                                          "written before they existed); rerun to get them.",
+                                          "warn")]
+    verdict = {True: "RELIABLE", False: "NOT RELIABLE", None: "NO VERDICT"}[rel.get("reliable")]
+    cls = "warn" if rel.get("reliable") is not True else "note"
+    rows = [{"diagnostic": key, "value": rel.get(key), "meaning": meaning}
+            for key, meaning in RELIABILITY_ROWS if key in rel]
+    parts = ["<h2>Reliability</h2>",
+             f'<p class="{cls}"><b>{verdict}</b>: {html.escape(str(rel.get("reason", "")))}</p>']
+    if rel.get("reliable") is False:
+        from .model.reliability import UNRELIABLE_ADVICE
+
+        parts.append(_p("This means " + UNRELIABLE_ADVICE + ".", "warn"))
+    parts += [_p(f"Computed without labels at the end of the fit. Rule: {rel.get('rule', '')}."),
+              _table(pd.DataFrame(rows))]
+    return parts
+
+
 def _metrics_section(metrics: dict) -> str:
     names = ["auroc", "ap", "f1", "f1_weighted", "mcc", "balanced_accuracy", "n_cells",
              "prevalence"]
@@ -164,6 +196,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *,
             or (_read_json(run / "stability.json") or {}).get("drug", ""))
     parts = [f"<h1>scDEAL report: {html.escape(str(drug))}</h1>",
              _p(f"Folder {run.resolve()}; generated {_dt.datetime.now():%Y-%m-%d %H:%M}.")]
+    if run_info is not None:
+        parts += _reliability_section(run_info.get("reliability"))
 
     if run_info is not None:
         training = run_info.get("training", {})

@@ -229,6 +229,7 @@ def summary_markdown(table: pd.DataFrame, *, cases: Sequence[BenchmarkCase],
                                     if n)
             lines += [f"A random score has AP equal to the prevalence: {prevalences}.", ""]
         lines.append(_metric_markdown(table, metric, case_names, order))
+    lines += reliability_markdown(table, case_names, order)
     lines += ["", "## Cost per row", "",
               "Wall time of fit + prediction and peak memory (resident set size above the "
               "level at the row's start, sampled every 5 ms), mean over seeds. Rows of one "
@@ -242,6 +243,45 @@ def summary_markdown(table: pd.DataFrame, *, cases: Sequence[BenchmarkCase],
             lines.append(f"| {row['case']} | `{row['method']}` | {row['seed']} | "
                          f"{str(row['error']).replace('|', '/')} |")
     return "\n".join(lines) + "\n"
+
+
+def reliability_markdown(table: pd.DataFrame, case_names: Sequence[str],
+                         order: Sequence[str]) -> list[str]:
+    """Per method: share of rows flagged reliable, and the AUROC of reliable vs other rows.
+
+    Only rows with a verdict count (baselines and one-member fits have none).
+    """
+    if "reliable" not in table.columns:
+        return []
+    judged = table[table["reliable"].notna() & table["auroc"].notna()]
+    if judged.empty:
+        return []
+    lines = ["", "## Reliability (label-free verdict vs AUROC)", "",
+             "Each scDEAL fit of several members judges itself without labels "
+             "(`scdeal.model.reliability`: members' agreement and bulk test AUROC). The table "
+             "shows, per method, how many rows were flagged reliable and the AUROC of the rows "
+             "flagged reliable and not (mean, min-max). One-member fits and baselines have no "
+             "verdict and are not counted.", "",
+             "| method | rows judged | flagged reliable | AUROC reliable | AUROC not reliable "
+             "| reliable rows with AUROC < 0.6 | member agreement (mean) |",
+             "|---|---|---|---|---|---|---|"]
+
+    def spread(values: pd.Series) -> str:
+        if values.empty:
+            return "-"
+        return f"{values.mean():.3f} ({values.min():.3f}-{values.max():.3f})"
+
+    for method in order:
+        rows = judged[judged["method"] == method]
+        if rows.empty:
+            continue
+        flag = rows["reliable"].astype(bool)
+        lines.append(
+            f"| `{method}` | {len(rows)} | {int(flag.sum())} ({flag.mean():.0%}) | "
+            f"{spread(rows.loc[flag, 'auroc'])} | {spread(rows.loc[~flag, 'auroc'])} | "
+            f"{int((rows.loc[flag, 'auroc'] < 0.6).sum())} | "
+            f"{rows['member_agreement'].mean():.3f} |")
+    return lines
 
 
 def _cost_markdown(table: pd.DataFrame, case_names: Sequence[str], order: Sequence[str]) -> str:

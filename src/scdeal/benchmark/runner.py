@@ -36,8 +36,13 @@ log = logging.getLogger(__name__)
 
 RESULT_COLUMNS: tuple[str, ...] = (
     "case", "method", "seed", "auroc", "ap", "prevalence", "f1", "f1_weighted", "mcc",
-    "balanced_accuracy", "n_cells", "wall_s", "peak_mem_mb", "peak_rss_mb", "shared_fit",
-    "model_seed", "drug", "error", "warnings")
+    "balanced_accuracy", "n_cells", "reliable", "member_agreement", "direction_agreement",
+    "bulk_test_auroc", "wall_s", "peak_mem_mb", "peak_rss_mb", "shared_fit", "model_seed",
+    "drug", "error", "warnings")
+# The label-free diagnostics each scDEAL row carries (scdeal.model.reliability); baselines
+# have none (NaN).
+RELIABILITY_COLUMNS: tuple[str, ...] = ("reliable", "member_agreement", "direction_agreement",
+                                        "bulk_test_auroc")
 
 
 @dataclass
@@ -299,6 +304,7 @@ def _run_unit(unit: list[Method], item: PreparedCase, seed: int, bulk: BulkData,
     """Fit once, score each method of the unit; one row per method."""
     error = ""
     outputs: dict[str, pd.Series] = {}
+    reliability: dict[str, Any] = {}
     if isinstance(unit[0], Baseline):
         fit_seed = seed
     else:
@@ -310,7 +316,8 @@ def _run_unit(unit: list[Method], item: PreparedCase, seed: int, bulk: BulkData,
             if isinstance(unit[0], Baseline):
                 outputs[unit[0].name] = _baseline_predictions(unit[0], item, seed, bulk, config)
             else:
-                outputs.update(_scdeal_predictions(unit, item, fit_seed, bulk, config))
+                predictions, reliability = _scdeal_predictions(unit, item, fit_seed, bulk, config)
+                outputs.update(predictions)
         except Exception as exc:  # noqa: BLE001 - one failed row must not end the benchmark
             log.debug("row failed", exc_info=True)
             error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
@@ -319,6 +326,9 @@ def _run_unit(unit: list[Method], item: PreparedCase, seed: int, bulk: BulkData,
     rows = []
     for method in unit:
         row: dict[str, Any] = {name: np.nan for name in METRIC_NAMES}
+        for name in RELIABILITY_COLUMNS:
+            value = reliability.get(name)
+            row[name] = np.nan if value is None else value
         if method.name in outputs:
             try:
                 row.update(score(outputs[method.name], item.labels))
@@ -336,7 +346,7 @@ def _run_unit(unit: list[Method], item: PreparedCase, seed: int, bulk: BulkData,
 
 
 def _scdeal_predictions(unit: list[Method], item: PreparedCase, seed: int, bulk: BulkData,
-                        config: ScDealConfig) -> dict[str, pd.Series]:
+                        config: ScDealConfig) -> tuple[dict[str, pd.Series], dict[str, Any]]:
     variant = unit[0]
     changes = dict(variant.overrides)
     if all(m.output == "pre" for m in unit):
@@ -348,7 +358,8 @@ def _scdeal_predictions(unit: list[Method], item: PreparedCase, seed: int, bulk:
     model.fit(features, item.drug, bulk=bulk, gene_ids=item.case.gene_ids)
     out = model.predict(features, copy=True)
     column = {"post": "sens_preds", "pre": "sens_preds_pret"}
-    return {m.name: out.obs[column[m.output]].astype(float) for m in unit}
+    return ({m.name: out.obs[column[m.output]].astype(float) for m in unit},
+            model.reliability or {})
 
 
 def _baseline_predictions(baseline: Baseline, item: PreparedCase, seed: int, bulk: BulkData,

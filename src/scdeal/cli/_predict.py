@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 
 from .._io import atomic_path
-from ._run import add_target_arguments, label_map_from_args, read_target_from_args
+from ._run import (
+    add_target_arguments,
+    label_map_from_args,
+    print_reliability,
+    read_target_from_args,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,6 +45,7 @@ def _predict(args: argparse.Namespace) -> int:
         n_sens = int((out.obs[f"{args.key_prefix}sens_label"] == 1).sum())
         print(f"scdeal predict: {model.drug}, {out.n_obs} cells (chunks of {args.chunk_size}), "
               f"{n_sens} predicted sensitive -> {args.out}")
+        print_reliability(model)
         return 0
     adata = read_target_from_args(args)
     model.predict(adata, label_key=args.label_key, label_map=label_map_from_args(args),
@@ -50,6 +56,7 @@ def _predict(args: argparse.Namespace) -> int:
     n_sens = int((adata.obs[f"{args.key_prefix}sens_label"] == 1).sum())
     print(f"scdeal predict: {model.drug}, {adata.n_obs} cells, {n_sens} predicted sensitive "
           f"-> {args.out}")
+    print_reliability(model)
     if "metrics" in info:
         m = info["metrics"]
         print(f"  AUROC {m['auroc']:.3f}  AP {m['ap']:.3f}  F1 {m['f1']:.3f}")

@@ -103,11 +103,24 @@ def _run(args: argparse.Namespace) -> int:
     info = adata.uns["scdeal"]
     print(f"scdeal run: {model.drug}, {adata.n_obs} cells, {len(model.target_genes)} genes "
           f"-> {args.out}")
+    print_reliability(model)
     if "metrics" in info:
         m = info["metrics"]
         print(f"  AUROC {m['auroc']:.3f}  AP {m['ap']:.3f} (prevalence {m['prevalence']:.3f})  "
               f"F1 {m['f1']:.3f}  MCC {m['mcc']:.3f}")
     return 0
+
+
+def print_reliability(model) -> None:
+    """One line on the fit's reliability. An unreliable fit's warning is not repeated here:
+    ``fit`` and ``load`` have logged it already (to stderr, also under --quiet)."""
+    rel = model.reliability or {}
+    if rel.get("reliable") is False:
+        return
+    if rel.get("reliable") is True:
+        print(f"  reliable: {rel['reason']}")
+    else:
+        print(f"  reliability: no verdict ({rel.get('reason', 'no diagnostics in this model')})")
 
 
 def write_run(out: Path, model, adata, *, read_s: float, predict_s: float, started: float,
@@ -121,6 +134,7 @@ def write_run(out: Path, model, adata, *, read_s: float, predict_s: float, start
         adata.write_h5ad(tmp / "predictions.h5ad")
         run = {"command": command, **(extra or {}), "drug": model.drug,
                "config": info["config"], "versions": info["versions"],
+               "reliability": info.get("reliability"),
                "training": {k: v for k, v in info["training"].items() if k != "history"},
                "timings_s": {**timings, "total": time.perf_counter() - started}}
         (tmp / "run.json").write_text(json.dumps(run, indent=2))

@@ -26,6 +26,9 @@ class SimulationConfig:
     library_size_sd: float = 0.35  # sd of log library size
     dropout: float = 0.1  # extra fraction of counts set to 0
     profile_temperature: float = 0.7  # rate ~ exp(z * temperature) for a per-row z-score
+    # sd of a log-normal factor per gene, the same for every cell: a platform difference
+    # between bulk arrays and single-cell counts (0: none, the demo's setting)
+    gene_bias_sd: float = 0.0
     seed: int = 0
 
 
@@ -50,6 +53,8 @@ def simulate_cells_from_lines(
         raise ScdealError("no cell lines to simulate cells from")
     rng = np.random.default_rng(config.seed)
     profiles = np.exp(np.clip(expression.to_numpy(np.float64), -6, 6) * config.profile_temperature)
+    if config.gene_bias_sd > 0:
+        profiles *= rng.lognormal(0.0, config.gene_bias_sd, size=profiles.shape[1])[None, :]
     profiles /= profiles.sum(axis=1, keepdims=True)
     blocks, lines = [], []
     for i, line in enumerate(expression.index):

@@ -27,6 +27,8 @@ from . import _prepare as prep
 from . import _training as train
 from .config import ScDealConfig
 from .metrics import classification_metrics
+from .predictions import prediction_columns
+from .reliability import UNRELIABLE_ADVICE, reliability_diagnostics
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,8 @@ class ScDEAL:
         self.target_net: DrugResponseNet | EnsembleNet | None = None
         self.pretransfer_net: DrugResponseNet | EnsembleNet | None = None
         self.training: dict[str, Any] = {}
+        # Label-free diagnostics of the fit (see scdeal.model.reliability); None when unknown.
+        self.reliability: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         state = f"drug={self.drug!r}, genes={len(self.target_genes)}" if self.is_fitted else "not fitted"
@@ -215,7 +219,26 @@ class ScDEAL:
         log.info("bulk test (%d lines, mean of %d models): AUROC %.3f, AP %.3f (prevalence %.3f)",
                  bulk_test["n_cells"], cfg.n_models, bulk_test["auroc"], bulk_test["ap"],
                  bulk_test["prevalence"])
+        post, pre, _ = self._predict_members(Xs)
+        self.reliability = reliability_diagnostics(
+            post, pre, [r["bulk_test_metrics"]["auroc"] for r in reports])
+        self.warn_if_unreliable()
         return self
+
+    def warning_text(self) -> str | None:
+        """The one-line warning of an unreliable fit (``None`` when there is nothing to say)."""
+        rel = self.reliability or {}
+        if rel.get("reliable") is not False:
+            return None
+        return (f"the {self.drug} predictions are NOT reliable ({rel['reason']}): "
+                f"{UNRELIABLE_ADVICE}")
+
+    def warn_if_unreliable(self) -> str | None:
+        """Log (and return) :meth:`warning_text` when the fit's reliability check failed."""
+        message = self.warning_text()
+        if message is not None:
+            log.warning("scdeal: WARNING: %s", message)
+        return message
 
     def _fit_member(self, bulk: BulkData, bulk_expr: pd.DataFrame, Xs: np.ndarray, seed: int,
                     device: torch.device, bar: _Progress) -> tuple[_Member, dict]:
@@ -285,11 +308,15 @@ class ScDEAL:
             timings["clusters"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         if cfg.transfer:
+            anchor = (pretransfer_net.predict_proba(ts_all) if cfg.consistency_weight > 0
+                      else None)
             hist_t = train.train_transfer(
                 bulk_net, target_extractor, tb["train_rs"], yt["train_rs"], tb["val"],
                 yt["val"], ts_train, ts_val, cfg, generator,
                 clusters_train=None if clusters is None else clusters[s_train],
-                clusters_val=None if clusters is None else clusters[s_val], progress=bar)
+                clusters_val=None if clusters is None else clusters[s_val],
+                anchor_train=None if anchor is None else anchor[s_train],
+                anchor_val=None if anchor is None else anchor[s_val], progress=bar)
         target_net = DrugResponseNet(target_extractor, bulk_net.predictor).eval()
         bulk_net.eval()
         timings["transfer"] = time.perf_counter() - t0
@@ -372,30 +399,48 @@ class ScDEAL:
         prep.check_finite(X, "the target expression matrix")
         return X, target.obs_names
 
-    def _run_net(self, net: DrugResponseNet, X: np.ndarray, *, embedding: bool = True
-                 ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Sensitive probability (and the embedding) of standardised cells, in chunks.
+    def _predict_members(
+        self, X: np.ndarray, *, pretransfer: bool = True, embedding: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Each member's P(sensitive) of standardised cells, after and (optionally) before the
+        transfer (members x cells), and the first member's embedding, in chunks.
 
+        The ensemble's probability is the members' mean (what :class:`EnsembleNet` returns).
         Inference uses torch's default thread count: large batched products gain from threads
         (``num_threads`` only limits training).
         """
-        device = next(net.parameters()).device
-        net.eval()
-        probs, embs = [], []
+        post, pre, embs = [], [], []
         with torch.no_grad():
             for start in range(0, len(X), PREDICT_CHUNK):
-                x = torch.as_tensor(X[start:start + PREDICT_CHUNK], device=device)
-                probs.append(torch.softmax(net(x), dim=1)[:, 1].cpu().numpy())
-                if embedding:
-                    embs.append(net.embed(x).cpu().numpy())
-        return np.concatenate(probs), (np.concatenate(embs) if embedding else None)
+                x = None
+                for i, member in enumerate(self.members):
+                    net = member.target_net.eval()
+                    if x is None:
+                        device = next(net.parameters()).device
+                        x = torch.as_tensor(X[start:start + PREDICT_CHUNK], device=device)
+                        post.append([])
+                        pre.append([])
+                    post[-1].append(net.predict_proba(x).cpu().numpy())
+                    if pretransfer:
+                        pre[-1].append(member.pretransfer_net.eval().predict_proba(x).cpu().numpy())
+                    if embedding and i == 0:
+                        embs.append(net.embed(x).cpu().numpy())
+        n_members = len(self.members)
+
+        def stack(parts):
+            if not parts:
+                return np.zeros((n_members, 0), dtype=np.float32)
+            return np.concatenate([np.stack(p) for p in parts], axis=1)
+
+        return (stack(post), stack(pre) if pretransfer else None,
+                np.concatenate(embs) if embedding and embs else None)
 
     def predict_proba(self, adata: AnnData) -> pd.Series:
         """Probability that each cell is sensitive (NaN for cells removed by QC)."""
         self._check_fitted()
         X, names = self.target_matrix(adata)
-        prob, _ = self._run_net(self.target_net, X, embedding=False)
-        return pd.Series(prob, index=names).reindex(adata.obs_names)
+        post, _, _ = self._predict_members(X, pretransfer=False)
+        return pd.Series(post.mean(axis=0), index=names).reindex(adata.obs_names)
 
     def predict(
         self, adata: AnnData, *, label_key: str | None = None, label_map: dict | None = None,
@@ -403,20 +448,23 @@ class ScDEAL:
     ) -> AnnData | None:
         """Predict every cell and write the results into ``adata`` (scanpy style).
 
-        Writes ``obs[prefix+'sens_preds']`` (probability of sensitive), ``'rest_preds'``
-        (1 - sens_preds), ``'sens_label'`` (categorical, 0 = resistant, 1 = sensitive;
-        ``sens_preds >= 0.5``), ``'sens_preds_pret'`` / ``'sens_label_pret'`` (the same before
-        transfer), ``obsm[prefix+'X_scdeal']`` (the transferred embedding) and
-        ``uns[prefix+'scdeal']`` (configuration, genes, versions, seed, training summary, and
-        ``metrics`` when ``label_key`` names a label column). Cells removed by quality control
-        get NaN. Nothing else in ``adata`` is changed.
+        Writes ``obs[prefix+'sens_preds']`` (probability of sensitive, the members' mean),
+        ``'rest_preds'`` (1 - sens_preds), ``'sens_label'`` (categorical, 0 = resistant,
+        1 = sensitive; ``sens_preds >= 0.5``), ``'sens_preds_sd'`` (standard deviation of the
+        members' probabilities; NaN with one member), ``'sens_uncertain'`` (True where the
+        members' spread reaches across 0.5: ``|sens_preds - 0.5| < sens_preds_sd``),
+        ``'sens_preds_pret'`` / ``'sens_label_pret'`` (the same before transfer),
+        ``obsm[prefix+'X_scdeal']`` (the transferred embedding) and ``uns[prefix+'scdeal']``
+        (configuration, genes, versions, seed, training summary, ``reliability`` (the fit's
+        label-free diagnostics, see :mod:`scdeal.model.reliability`), and ``metrics`` when
+        ``label_key`` names a label column). Cells removed by quality control get NaN. Nothing
+        else in ``adata`` is changed.
 
         Returns the annotated copy when ``copy=True``, else ``None``.
         """
         self._check_fitted()
         X, names = self.target_matrix(adata)
-        prob, emb = self._run_net(self.target_net, X)
-        prob_pre, _ = self._run_net(self.pretransfer_net, X, embedding=False)
+        post, pre, emb = self._predict_members(X, embedding=True)
         out = adata.copy() if copy else adata
         pos = out.obs_names.get_indexer(names)
 
@@ -425,14 +473,11 @@ class ScDEAL:
             arr[pos] = values
             return arr
 
-        p = full(prob)
-        p_pre = full(prob_pre)
-        out.obs[f"{key_prefix}sens_preds"] = p
-        out.obs[f"{key_prefix}rest_preds"] = 1.0 - p
-        out.obs[f"{key_prefix}sens_label"] = _label_categorical(p)
-        out.obs[f"{key_prefix}sens_preds_pret"] = p_pre
-        out.obs[f"{key_prefix}sens_label_pret"] = _label_categorical(p_pre)
+        columns = prediction_columns(full(post.T).T, full(pre.T).T)
+        for name, values in columns.items():
+            out.obs[f"{key_prefix}{name}"] = values
         out.obsm[f"{key_prefix}X_scdeal"] = full(emb)
+        p, p_pre = columns["sens_preds"], columns["sens_preds_pret"]
         info = self.summary()
         if label_key is not None:
             from ..data.singlecell import attach_labels
@@ -481,6 +526,10 @@ class ScDEAL:
             "versions": {"scdeal": __version__, "torch": str(torch.__version__),
                          "anndata": version("anndata"), "scanpy": version("scanpy")},
             "training": self.training,
+            "reliability": self.reliability if self.reliability is not None else {
+                "reliable": None,
+                "reason": "not computed: the model was saved by a scdeal version without "
+                          "reliability diagnostics; refit to get them"},
         })
 
     # ---------------------------------------------------------------------------------------
@@ -513,6 +562,9 @@ class ScDEAL:
                 {"bulk": self.bulk_genes, "target": self.target_genes}))
             np.savez(tmp / "scalers.npz", **scalers)
             (tmp / "training.json").write_text(json.dumps(_jsonable(self.training), indent=2))
+            if self.reliability is not None:
+                (tmp / "reliability.json").write_text(
+                    json.dumps(_jsonable(self.reliability), indent=2))
         return path
 
     @classmethod
@@ -540,6 +592,10 @@ class ScDEAL:
                             for i in range(config.n_models)]
         if (path / "training.json").is_file():
             model.training = json.loads((path / "training.json").read_text())
+        if (path / "reliability.json").is_file():
+            model.reliability = json.loads((path / "reliability.json").read_text())
+        else:
+            log.info("%s has no reliability diagnostics (saved before they existed)", path)
         tensors = load_file(path / "model.safetensors")
         dev = model._device()
 
@@ -557,6 +613,7 @@ class ScDEAL:
             for i in range(config.n_models)]
         model._assemble()
         model.is_fitted = True
+        model.warn_if_unreliable()
         return model
 
 
@@ -569,11 +626,6 @@ def _torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def _label_categorical(prob: np.ndarray) -> pd.Categorical:
-    labels = np.where(np.isnan(prob), np.nan, (prob >= 0.5).astype(float))
-    return pd.Categorical(pd.Series(labels).astype("Int64"), categories=[0, 1])
 
 
 def _jsonable(value):

@@ -22,6 +22,7 @@ from anndata import AnnData
 
 from ..data.singlecell import detect_value_kind
 from ..errors import ScdealError
+from .predictions import prediction_columns
 
 
 def predict_backed(model, path: str | Path, *, chunk_size: int = 20000,
@@ -29,9 +30,9 @@ def predict_backed(model, path: str | Path, *, chunk_size: int = 20000,
     """Predict every cell of the ``.h5ad`` file at ``path`` without loading it whole.
 
     Returns an AnnData with the same ``obs_names`` and no genes, holding
-    ``obs[prefix+'sens_preds']``, ``'rest_preds'``, ``'sens_label'`` (and
-    ``obsm[prefix+'X_scdeal']`` when ``embedding=True``). Peak memory is set by
-    ``chunk_size``, not by the number of cells.
+    ``obs[prefix+'sens_preds']``, ``'rest_preds'``, ``'sens_label'``, ``'sens_preds_sd'``,
+    ``'sens_uncertain'`` (and ``obsm[prefix+'X_scdeal']`` when ``embedding=True``). Peak memory
+    is set by ``chunk_size``, not by the number of cells.
     """
     path = Path(path)
     if path.suffix.lower() != ".h5ad" or not path.is_file():
@@ -43,7 +44,7 @@ def predict_backed(model, path: str | Path, *, chunk_size: int = 20000,
     original = model.config
     try:
         n = backed.n_obs
-        probs = np.full(n, np.nan, dtype=np.float32)
+        probs = np.full((len(model.members), n), np.nan, dtype=np.float32)
         emb = np.full((n, original.latent_dim), np.nan, dtype=np.float32) if embedding else None
         var = backed.var.copy()
         for start in range(0, n, chunk_size):
@@ -58,19 +59,16 @@ def predict_backed(model, path: str | Path, *, chunk_size: int = 20000,
                     original.preprocess, input_kind=kind, min_cells=0))
             Xs, names = model.target_matrix(chunk)
             pos = start + chunk.obs_names.get_indexer(names)
-            p, e = model._run_net(model.target_net, Xs, embedding=embedding)
-            probs[pos] = p
+            p, _, e = model._predict_members(Xs, pretransfer=False, embedding=embedding)
+            probs[:, pos] = p
             if emb is not None:
                 emb[pos] = e
     finally:
         model.config = original
         backed.file.close()
     out = AnnData(obs=pd.DataFrame(index=backed.obs_names.copy()))
-    out.obs[f"{key_prefix}sens_preds"] = probs
-    out.obs[f"{key_prefix}rest_preds"] = 1.0 - probs
-    labels = np.where(np.isnan(probs), np.nan, (probs >= 0.5).astype(float))
-    out.obs[f"{key_prefix}sens_label"] = pd.Categorical(pd.Series(labels).astype("Int64"),
-                                                        categories=[0, 1])
+    for name, values in prediction_columns(probs).items():
+        out.obs[f"{key_prefix}{name}"] = values
     if emb is not None:
         out.obsm[f"{key_prefix}X_scdeal"] = emb
     return out

@@ -24,6 +24,7 @@ from torch import Tensor
 from ..nn import (
     DrugResponseNet,
     FeatureExtractor,
+    anchor_loss,
     classification_loss,
     cluster_consistency_loss,
     mmd2_unbiased,
@@ -206,13 +207,16 @@ def train_transfer(
     bulk_net: DrugResponseNet, target_extractor: FeatureExtractor,
     Xb_train: Tensor, yb_train: Tensor, Xb_val: Tensor, yb_val: Tensor,
     Xs_train: Tensor, Xs_val: Tensor, config: ScDealConfig, generator: torch.Generator, *,
-    clusters_train: Tensor | None = None, clusters_val: Tensor | None = None, progress=None,
+    clusters_train: Tensor | None = None, clusters_val: Tensor | None = None,
+    anchor_train: Tensor | None = None, anchor_val: Tensor | None = None, progress=None,
 ) -> StageHistory:
     """DaNN transfer (paper Eq. 5), optionally with the cluster-consistency term.
 
     Each epoch visits every training cell once in batches of ``batch_size``; each cell batch is
     paired with the next batch of a shuffled, endlessly cycled pass over the bulk training
-    lines. ``transfer_update="all"`` optimises M_b, M_s and P together (the paper);
+    lines. With ``consistency_weight > 0`` and anchors (the pre-transfer P(sensitive) of the
+    cells), ``consistency_weight * KL(anchor || P(M_s(x_s)))`` is added, keeping the cells'
+    predictions near the bulk-supervised ones. ``transfer_update="all"`` optimises M_b, M_s and P together (the paper);
     ``"target_only"`` optimises M_s alone (the original code), with M_b and P frozen in eval
     mode so that their BatchNorm statistics do not drift either.
     """
@@ -228,6 +232,7 @@ def train_transfer(
             p.requires_grad_(False)
     optimizer = _optimizer(params, config)
     alpha, beta = config.mmd_weight, config.cluster_weight
+    gamma = config.consistency_weight if anchor_train is not None else 0.0
     bandwidths = (torch.tensor([config.mmd_bandwidth]) if config.mmd_kernel == "single" else None)
 
     def mmd(a: Tensor, b: Tensor) -> Tensor:
@@ -236,7 +241,8 @@ def train_transfer(
     bulk_batches = _cycle_batches(len(Xb_train), config.batch_size, generator)
     val_b = torch.as_tensor(_subsample(len(Xb_val), MAX_MMD_VALIDATION, config.seed))
     val_s = torch.as_tensor(_subsample(len(Xs_val), MAX_MMD_VALIDATION, config.seed + 1))
-    parts: dict[str, list[float]] = {"val_ce": [], "val_mmd": [], "val_cluster": []}
+    parts: dict[str, list[float]] = {"val_ce": [], "val_mmd": [], "val_cluster": [],
+                                     "val_consistency": []}
 
     def set_modes() -> None:
         if not update_all:  # frozen parts stay in eval mode
@@ -253,9 +259,12 @@ def train_transfer(
             emb_s = target_extractor.encode(xs)
             loss = classification_loss(predictor(emb_b), yb_train[xb_idx])
             loss = loss + alpha * mmd(emb_b, emb_s)
-            if beta > 0 and clusters_train is not None:
+            if (beta > 0 and clusters_train is not None) or gamma > 0:
                 prob_s = sensitive_probability(predictor(emb_s))
+            if beta > 0 and clusters_train is not None:
                 loss = loss + beta * cluster_consistency_loss(prob_s, clusters_train[idx])
+            if gamma > 0:
+                loss = loss + gamma * anchor_loss(prob_s, anchor_train[idx])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -268,14 +277,16 @@ def train_transfer(
         emb_s = target_extractor.encode(Xs_val)
         ce = float(classification_loss(predictor(emb_b), yb_val))
         dist = float(mmd(emb_b[val_b], emb_s[val_s]))
+        prob_s = sensitive_probability(predictor(emb_s))
         cl = 0.0
         if beta > 0 and clusters_val is not None:
-            cl = float(cluster_consistency_loss(sensitive_probability(predictor(emb_s)),
-                                                clusters_val))
+            cl = float(cluster_consistency_loss(prob_s, clusters_val))
+        co = float(anchor_loss(prob_s, anchor_val)) if gamma > 0 else 0.0
         parts["val_ce"].append(ce)
         parts["val_mmd"].append(dist)
         parts["val_cluster"].append(cl)
-        return ce + alpha * dist + beta * cl
+        parts["val_consistency"].append(co)
+        return ce + alpha * dist + beta * cl + gamma * co
 
     try:
         history = _run_epochs(stage="transfer", modules=trained, epochs=config.transfer_epochs,

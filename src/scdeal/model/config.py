@@ -45,7 +45,8 @@ class ScDealConfig:
         loss = CE(P(M_b(x_b)), y_b) + ``mmd_weight`` * MMD^2(M_b(x_b), M_s(x_s))
         + ``cluster_weight`` * within-cluster variance of P(M_s(x_s)), the clusters being Leiden
         clusters (``cluster_resolution``) of the cells on M_s's pre-trained embedding; set
-        ``cluster_weight=0`` for plain DaNN. ``mmd_kernel="multi"``
+        ``cluster_weight=0`` for plain DaNN; + ``consistency_weight`` * KL(pre-transfer P ||
+        P(M_s(x_s))), which keeps the cells' predictions near the bulk-supervised ones. ``mmd_kernel="multi"``
         uses ``mmd_n_kernels`` Gaussian kernels around the median heuristic; ``"single"`` one
         kernel of fixed ``mmd_bandwidth``. ``transfer_update="all"`` updates M_b, M_s and P (the
         paper); ``"target_only"`` updates M_s alone (the original code).
@@ -93,6 +94,9 @@ class ScDealConfig:
     # (benchmarks/README.md, section 2); weight and resolution were not tuned.
     cluster_weight: float = 1.0
     cluster_resolution: float = 0.5
+    # KL of the cells' transferred predictions from their pre-transfer ones (0: off); see
+    # benchmarks/README.md, "Reliability", for what it was measured to do.
+    consistency_weight: float = 0.0
     # target preprocessing
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     # ensemble: n_models independently seeded networks (seeds seed, seed+1, ...), averaged

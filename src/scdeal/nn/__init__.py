@@ -1,6 +1,7 @@
 """Pure-torch layer of scdeal: networks and losses (no data loading, no training loops)."""
 
 from .losses import (
+    anchor_loss,
     classification_loss,
     cluster_consistency_loss,
     gaussian_kernel_bandwidths,
@@ -28,6 +29,7 @@ from .modules import (
 )
 
 __all__ = [
+    "anchor_loss",
     "RESISTANT",
     "SENSITIVE",
     "Activation",

@@ -218,6 +218,30 @@ def mmd2_biased(
     return k[:m, :m].mean() + k[m:, m:].mean() - 2.0 * k[:m, m:].mean()
 
 
+def anchor_loss(prob: Tensor, anchor: Tensor, eps: float = 1e-6) -> Tensor:
+    r"""Mean Bernoulli KL divergence of ``prob`` from fixed ``anchor`` probabilities.
+
+    .. math:: L = \frac{1}{n} \sum_i a_i \log\frac{a_i}{p_i}
+              + (1 - a_i) \log\frac{1 - a_i}{1 - p_i}
+
+    Used to keep the transferred predictions of the cells near the bulk-supervised,
+    pre-transfer ones (a consistency term); 0 when ``prob == anchor``.
+
+    Examples
+    --------
+    >>> anchor_loss(torch.tensor([0.3, 0.8]), torch.tensor([0.3, 0.8]))
+    tensor(0.)
+    >>> bool(anchor_loss(torch.tensor([0.9]), torch.tensor([0.1])) > 1)
+    True
+    """
+    if prob.shape != anchor.shape:
+        raise ScdealError(f"prob has shape {tuple(prob.shape)} and anchor "
+                          f"{tuple(anchor.shape)}; they must match")
+    p = prob.clamp(eps, 1 - eps)
+    a = anchor.detach().clamp(eps, 1 - eps)
+    return (a * (a.log() - p.log()) + (1 - a) * ((1 - a).log() - (1 - p).log())).mean()
+
+
 def cluster_consistency_loss(prob: Tensor, clusters: Tensor) -> Tensor:
     r"""Within-cluster variance of the predicted sensitive probability (differentiable).
 

@@ -1,0 +1,166 @@
+"""Label-free reliability of a fit: do the ensemble's members agree, and is the bulk model good?
+
+A scDEAL fit has no target labels to check itself against. What it does have is several
+independently seeded members. When the bulk signal does not carry over to the cells, each
+member's pre-transfer ranking of the cells is near chance, the transfer amplifies whatever
+direction each member happened to have, and the members end up ranking the cells in unrelated
+or opposite orders; their average then scores anywhere from far below to above chance,
+depending on the seed. When the signal carries over, the members rank the cells alike. So the
+members' agreement, measured on the cells themselves without labels, tells the two apart
+(evidence: ``benchmarks/README.md``, section "Reliability").
+
+The rule (:data:`RULE`): a fit is **reliable** when
+
+- the members' P(sensitive) agree: mean pairwise Pearson correlation over the target cells
+  (``member_agreement``) of at least :attr:`ReliabilityRule.min_member_agreement`, and
+- the bulk predictor separates the drug's held-out bulk test lines: mean test AUROC of the
+  members (``bulk_test_auroc``) of at least :attr:`ReliabilityRule.min_bulk_test_auroc`.
+
+With one member agreement cannot be measured: ``reliable`` is ``None`` and ``reason`` says
+why (train with ``n_models >= 2`` to get a verdict).
+
+Examples
+--------
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> signal = rng.random(200)
+>>> agree = np.stack([signal + 0.05 * rng.random(200) for _ in range(5)])
+>>> d = reliability_diagnostics(agree, agree, bulk_test_auroc=[0.8] * 5)
+>>> d["reliable"], round(d["member_agreement"], 2)
+(True, 0.99)
+>>> noise = rng.random((5, 200))
+>>> reliability_diagnostics(noise, noise, bulk_test_auroc=[0.8] * 5)["reliable"]
+False
+>>> reliability_diagnostics(agree[:1], agree[:1], bulk_test_auroc=[0.8])["reliable"] is None
+True
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ReliabilityRule:
+    """Thresholds of the reliability verdict (fixed from development evidence only)."""
+
+    min_member_agreement: float = 0.5
+    min_bulk_test_auroc: float = 0.6
+
+    def describe(self) -> str:
+        return (f"reliable when member_agreement >= {self.min_member_agreement} and "
+                f"bulk_test_auroc >= {self.min_bulk_test_auroc}; null with one member")
+
+
+RULE = ReliabilityRule()
+
+UNRELIABLE_ADVICE = (
+    "the ensemble's members disagree on which cells are sensitive or the bulk model is weak, "
+    "so the direction of these predictions cannot be trusted; check them against cells of "
+    "known response, try more members (n_models) or another seed, and do not base "
+    "downstream analyses on them")
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation; 0 when either vector is constant (no ranking to agree on)."""
+    a, b = a - a.mean(), b - b.mean()
+    denom = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / denom) if denom > 1e-12 else 0.0
+
+
+def _pairwise(probs: np.ndarray) -> list[float]:
+    return [_pearson(probs[i], probs[j])
+            for i, j in itertools.combinations(range(len(probs)), 2)]
+
+
+def reliability_diagnostics(
+    post: np.ndarray, pre: np.ndarray, bulk_test_auroc, *, rule: ReliabilityRule = RULE,
+) -> dict[str, Any]:
+    """Diagnostics of one fit from its members' predictions on the target cells.
+
+    Parameters
+    ----------
+    post, pre
+        Members x cells P(sensitive) after and before the transfer step.
+    bulk_test_auroc
+        Each member's AUROC on its bulk test lines (NaN where undefined).
+    rule
+        The thresholds of the verdict.
+
+    Returns
+    -------
+    dict with ``n_members``; ``member_agreement`` (mean pairwise Pearson correlation of the
+    members' P(sensitive) over the cells, ``None`` with one member) and
+    ``member_agreement_pretransfer`` (the same before transfer); ``direction_agreement``
+    (fraction of member pairs whose correlation is positive); ``transfer_consistency`` (mean
+    over members of the correlation between a member's predictions after and before transfer:
+    negative means the transfer turned a member's direction round) and
+    ``ensemble_transfer_consistency`` (the same for the averaged predictions);
+    ``bulk_test_auroc`` (mean) and ``bulk_test_auroc_min``; ``mean_cell_sd`` (mean over cells of
+    the members' standard deviation) and ``fraction_uncertain`` (see :func:`uncertain_cells`);
+    ``reliable`` (bool, or ``None`` with one member), ``reason`` and ``rule``.
+    """
+    post = np.asarray(post, dtype=np.float64)
+    pre = np.asarray(pre, dtype=np.float64)
+    n = len(post)
+    auroc = np.asarray(bulk_test_auroc, dtype=np.float64)
+    bulk_mean = float(np.nanmean(auroc)) if np.isfinite(auroc).any() else float("nan")
+    mean = post.mean(axis=0)
+    out: dict[str, Any] = {
+        "n_members": int(n),
+        "member_agreement": None,
+        "member_agreement_pretransfer": None,
+        "direction_agreement": None,
+        "transfer_consistency": float(np.mean([_pearson(a, b) for a, b in zip(post, pre,
+                                                                              strict=True)])),
+        "ensemble_transfer_consistency": _pearson(mean, pre.mean(axis=0)),
+        "bulk_test_auroc": bulk_mean,
+        "bulk_test_auroc_min": float(np.nanmin(auroc)) if np.isfinite(auroc).any() else None,
+        "mean_cell_sd": float(post.std(axis=0).mean()) if n > 1 else None,
+        "fraction_uncertain": (float(uncertain_cells(mean, post.std(axis=0)).mean())
+                               if n > 1 else None),
+        "rule": rule.describe(),
+    }
+    if n > 1:
+        pairs = _pairwise(post)
+        out["member_agreement"] = float(np.mean(pairs))
+        out["member_agreement_pretransfer"] = float(np.mean(_pairwise(pre)))
+        out["direction_agreement"] = float(np.mean(np.asarray(pairs) > 0))
+    reasons = []
+    if n < 2:
+        out["reliable"] = None
+        out["reason"] = ("one member: agreement cannot be measured, so no verdict; train with "
+                         f"n_models >= 2 (bulk test AUROC {bulk_mean:.3f})")
+        return out
+    if out["member_agreement"] < rule.min_member_agreement:
+        reasons.append(f"members disagree (agreement {out['member_agreement']:.2f} < "
+                       f"{rule.min_member_agreement})")
+    if not bulk_mean >= rule.min_bulk_test_auroc:
+        reasons.append(f"weak bulk model (test AUROC {bulk_mean:.2f} < "
+                       f"{rule.min_bulk_test_auroc})")
+    out["reliable"] = not reasons
+    out["reason"] = "; ".join(reasons) if reasons else (
+        f"members agree (agreement {out['member_agreement']:.2f}) and the bulk model separates "
+        f"its test lines (AUROC {bulk_mean:.2f})")
+    return out
+
+
+def uncertain_cells(mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """Cells whose call is uncertain: the members' spread reaches across the 0.5 threshold
+    (``|mean - 0.5| < sd``). NaN inputs give False.
+
+    Examples
+    --------
+    >>> uncertain_cells(np.array([0.9, 0.55, 0.3]), np.array([0.05, 0.2, 0.1])).tolist()
+    [False, True, False]
+    """
+    with np.errstate(invalid="ignore"):
+        return np.abs(np.asarray(mean) - 0.5) < np.asarray(sd)
+
+
+def rule_fields(rule: ReliabilityRule = RULE) -> dict[str, float]:
+    return asdict(rule)
