@@ -28,6 +28,19 @@ def gdsc_data_dir(shared_dir: Path, tmp_path_factory) -> str:
     return os.pathsep.join([str(shared_dir / "pypi"), str(shared_dir / "gdsc_meta")])
 
 
+@pytest.fixture(scope="session")
+def bulk(gdsc_data_dir: str):
+    """The real GDSC bulk data, loaded once for the whole session (treat as read-only)."""
+    from scdeal.data import load_gdsc
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SCDEAL_DATA_DIR", gdsc_data_dir)
+    try:
+        yield load_gdsc()
+    finally:
+        mp.undo()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     # Keep tests from writing into the user's real cache; the cache is shared per session so

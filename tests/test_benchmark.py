@@ -255,18 +255,6 @@ def test_baselines_return_the_probability_of_sensitive(name):
     assert skm.roc_auc_score(y_target, prob) > 0.9
 
 
-@pytest.fixture(scope="module")
-def bulk(gdsc_data_dir):
-    from scdeal.data import load_gdsc
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SCDEAL_DATA_DIR", gdsc_data_dir)
-    try:
-        yield load_gdsc()
-    finally:
-        mp.undo()
-
-
 def test_domain_matrices_use_shared_genes_all_labels_and_per_domain_scaling(bulk, shared_dir):
     from scdeal.data.genes import harmonize_var_names
     from scdeal.model._prepare import bulk_expression_on_symbols

