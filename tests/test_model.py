@@ -253,3 +253,14 @@ def test_chunked_prediction_of_a_backed_file_matches_in_memory(fitted, gefitinib
     np.testing.assert_allclose(streamed.obsm["X_scdeal"], expected.obsm["X_scdeal"], atol=1e-5)
     with pytest.raises(ScdealError, match="not an .h5ad file"):
         fitted.predict_file(tmp_path / "cells.csv")
+
+
+def test_clustering_keeps_the_training_thread_count(fitted, gefitinib_cells):
+    # scanpy's neighbour search resets the OpenMP thread count torch uses; training after it
+    # must stay on the configured number of threads.
+    from scdeal.model._model import _torch_threads
+
+    X, _ = fitted.target_matrix(gefitinib_cells)
+    with _torch_threads(1):
+        fitted._clusters(fitted.members[0].pretransfer_net.extractor, torch.as_tensor(X), 0)
+        assert torch.get_num_threads() == 1
