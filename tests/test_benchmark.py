@@ -308,6 +308,10 @@ def test_run_records_a_failed_method_and_shares_the_scdeal_fit(bulk, shared_dir)
     assert failed["model_seed"] == 1  # a baseline's random_state is the replicate seed
     pair = table[table.method != "broken"]
     assert (pair.error == "").all()
+    # both rows of the shared fit carry its label-free verdict; the baseline has none
+    assert pair.member_agreement.between(-1, 1).all() and pair.member_agreement.nunique() == 1
+    assert pair.reliable.isin([True, False]).all()
+    assert np.isnan(failed["member_agreement"]) and pd.isna(failed["reliable"])
     assert (pair.model_seed == 1 * TINY["n_models"]).all()  # replicates share no member
     assert pair.wall_s.nunique() == 1 and (pair.shared_fit == "scdeal_no_transfer,scdeal").all()
     # Scoring only the pre-transfer model skips the transfer; the scores must not change.
@@ -376,6 +380,22 @@ def test_summary_tables_mean_sd_and_order():
     assert "| `m1` | first |" in text  # the method table
 
 
+def test_summary_compares_auroc_of_reliable_and_unreliable_rows():
+    from scdeal.benchmark.report import reliability_markdown
+
+    table = pd.DataFrame({
+        "method": ["scdeal"] * 4 + ["logreg"] * 2,
+        "auroc": [0.9, 0.8, 0.4, 0.55, 0.7, 0.6],
+        "reliable": [True, True, False, True, np.nan, np.nan],
+        "member_agreement": [0.8, 0.7, 0.0, 0.6, np.nan, np.nan]})
+    text = "\n".join(reliability_markdown(table, ["A"], ["scdeal", "logreg"]))
+    row = [line for line in text.splitlines() if line.startswith("| `scdeal`")][0]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:4] == ["4", "3 (75%)", "0.750 (0.550-0.900)"]
+    assert cells[4] == "0.400 (0.400-0.400)" and cells[5] == "1"  # one reliable row < 0.6
+    assert "`logreg`" not in text  # baselines have no verdict
+
+
 # ------------------------------------------------------------------------------------------
 # the command, end to end
 
@@ -435,6 +455,8 @@ def test_benchmark_command_end_to_end(tmp_path, shared_dir, gdsc_data_dir, monke
     assert table.error.isna().all()
     summary = (out / "summary.md").read_text()
     assert all(f"`{m}`" in summary for m in methods)
+    assert "## Reliability" in summary
+    assert table.loc[table.method == "scdeal", "member_agreement"].notna().all()
     assert "--seeds 1" in summary and "Versions:" in summary and "1 worker" in summary
     from matplotlib.image import imread
 

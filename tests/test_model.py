@@ -255,12 +255,19 @@ def test_chunked_prediction_of_a_backed_file_matches_in_memory(fitted, gefitinib
         fitted.predict_file(tmp_path / "cells.csv")
 
 
-def test_clustering_keeps_the_training_thread_count(fitted, gefitinib_cells):
-    # scanpy's neighbour search resets the OpenMP thread count torch uses; training after it
-    # must stay on the configured number of threads.
-    from scdeal.model._model import _torch_threads
+def test_every_training_stage_runs_on_the_configured_threads():
+    # scanpy/numba code between stages (preprocessing, neighbours) resets the OpenMP thread
+    # count torch shares; each stage must set it back to num_threads.
+    from scdeal.model._training import pretrain_extractor
+    from scdeal.nn import FeatureExtractor
 
-    X, _ = fitted.target_matrix(gefitinib_cells)
-    with _torch_threads(1):
-        fitted._clusters(fitted.members[0].pretransfer_net.extractor, torch.as_tensor(X), 0)
+    config = ScDealConfig(**TINY, num_threads=1)
+    x = torch.randn(40, 12)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        pretrain_extractor(FeatureExtractor(12, [8], 4), x[:30], x[30:], config,
+                           torch.Generator().manual_seed(0), stage="bulk_extractor")
         assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -366,16 +366,9 @@ class ScDEAL:
             emb = extractor.encode(X).cpu().numpy()
         ad = AnnData(np.zeros((len(emb), 1), dtype=np.float32))
         ad.obsm["X_emb"] = emb
-        threads = torch.get_num_threads()
-        try:
-            neighbors(ad, use_rep="X_emb", n_neighbors=min(15, len(emb) - 1),
-                      random_state=seed)
-            sc.tl.leiden(ad, resolution=self.config.cluster_resolution, random_state=seed,
-                         flavor="igraph", n_iterations=2, directed=False)
-        finally:
-            # The neighbour search resets the OpenMP thread count torch shares (measured: 1 ->
-            # 2), so every later stage would train on all cores with spinning threads.
-            torch.set_num_threads(threads)
+        neighbors(ad, use_rep="X_emb", n_neighbors=min(15, len(emb) - 1), random_state=seed)
+        sc.tl.leiden(ad, resolution=self.config.cluster_resolution, random_state=seed,
+                     flavor="igraph", n_iterations=2, directed=False)
         return torch.as_tensor(ad.obs["leiden"].astype(int).to_numpy(), device=X.device)
 
     def prepare_target(self, adata: AnnData) -> AnnData:

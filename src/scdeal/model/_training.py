@@ -108,8 +108,13 @@ def _run_epochs(
     train_epoch: Callable[[], float],
     validate: Callable[[], float],
     progress: Callable[[str, int, int], None] | None,
+    threads: int,
     validate_initial: bool = False,
 ) -> StageHistory:
+    # Set again for every stage: scanpy/numba code run between stages (preprocessing, the
+    # neighbour search) resets the OpenMP thread count torch shares (measured: 1 -> 2), and
+    # the small networks then train on all cores with spinning threads.
+    torch.set_num_threads(max(1, int(threads)))
     history = StageHistory(stage)
     keeper = _BestKeeper(modules, patience, history)
     if validate_initial:
@@ -169,7 +174,7 @@ def pretrain_extractor(
 
     return _run_epochs(stage=stage, modules=[extractor], epochs=config.pretrain_epochs,
                        patience=config.patience, train_epoch=train_epoch, validate=validate,
-                       progress=progress)
+                       progress=progress, threads=config.num_threads)
 
 
 def train_predictor(
@@ -194,7 +199,7 @@ def train_predictor(
 
     return _run_epochs(stage="bulk_predictor", modules=[net], epochs=config.predictor_epochs,
                        patience=config.patience, train_epoch=train_epoch, validate=validate,
-                       progress=progress)
+                       progress=progress, threads=config.num_threads)
 
 
 def _subsample(n: int, k: int, seed: int) -> np.ndarray:
@@ -291,7 +296,8 @@ def train_transfer(
     try:
         history = _run_epochs(stage="transfer", modules=trained, epochs=config.transfer_epochs,
                               patience=config.patience, train_epoch=train_epoch,
-                              validate=validate, progress=progress, validate_initial=True)
+                              validate=validate, progress=progress,
+                              threads=config.num_threads, validate_initial=True)
     finally:
         for p in [*bulk_extractor.parameters(), *predictor.parameters()]:
             p.requires_grad_(True)
