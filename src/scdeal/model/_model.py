@@ -655,23 +655,39 @@ def _uns_safe(value):
 
 
 class _Progress:
-    """One tqdm bar per training stage (silent unless enabled)."""
+    """Training progress, silent unless enabled: one tqdm bar per stage when stderr is a
+    terminal, otherwise (a log file, a pipe) one log line per finished stage, so that logs
+    hold no carriage-return frames."""
 
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool, *, terminal: bool | None = None):
         self.enabled, self.bar, self.stage = enabled, None, None
+        self.terminal = _stderr_is_terminal() if terminal is None else terminal
+        self.done = self.total = 0
 
     def __call__(self, stage: str, epoch: int, epochs: int) -> None:
         if not self.enabled:
             return
-        from tqdm.auto import tqdm
-
         if stage != self.stage:
             self.close()
-            self.stage = stage
-            self.bar = tqdm(total=epochs, desc=stage, unit="epoch", leave=False)
-        self.bar.update(1)
+            self.stage, self.done, self.total = stage, 0, epochs
+            if self.terminal:
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(total=epochs, desc=stage, unit="epoch", leave=False)
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+        elif self.enabled and self.stage is not None and self.done:
+            log.info("%s: %d of at most %d epochs", self.stage, self.done, self.total)
+        self.stage = None
+
+
+def _stderr_is_terminal() -> bool:
+    import sys
+
+    return bool(getattr(sys.stderr, "isatty", None) and sys.stderr.isatty())
