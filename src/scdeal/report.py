@@ -159,8 +159,9 @@ def _reliability_section(rel: dict | None) -> list[str]:
 
 
 def _metrics_section(metrics: dict) -> str:
-    names = ["auroc", "ap", "f1", "f1_weighted", "mcc", "balanced_accuracy", "n_cells",
-             "prevalence"]
+    from ._types import MetricName, choices
+
+    names = choices(MetricName)
     before = metrics.get("before_transfer", {})
     rows = [{"metric": m, "after transfer": metrics.get(m), "before transfer": before.get(m)}
             for m in names if m in metrics]

@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 
 from .._io import atomic_dir
+from .._types import IdType, choices
 
 log = logging.getLogger(__name__)
 
-GENE_ID_CHOICES = ["auto", "symbol", "entrez", "ensembl", "mouse_ensembl", "mouse_symbol"]
+GENE_ID_CHOICES = list(choices(IdType))
 
 
 def add_target_arguments(parser: argparse.ArgumentParser, *, labels: bool = True) -> None:

@@ -46,6 +46,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from .._types import IdType, choices
 from ..errors import ScdealError
 
 __all__ = [
@@ -57,8 +58,7 @@ __all__ = [
     "map_genes",
 ]
 
-IdType = Literal["auto", "symbol", "entrez", "ensembl", "mouse_ensembl", "mouse_symbol"]
-ID_TYPES: tuple[str, ...] = ("symbol", "entrez", "ensembl", "mouse_ensembl", "mouse_symbol")
+ID_TYPES: tuple[str, ...] = choices(IdType)[1:]  # without "auto"
 MATCH_TYPES: tuple[str, ...] = ("approved", "previous", "alias", "entrez", "ensembl", "ortholog",
                                 "ambiguous", "unmapped")
 MIN_HCOP_SOURCES = 3  # HCOP orthologs need this many supporting databases (without Ensembl 1:1)

@@ -12,9 +12,9 @@ from typing import Literal
 
 import pandas as pd
 
+from .._types import Sampling
 from ..errors import ScdealError
 
-Sampling = Literal["none", "upsampling", "downsampling", "smote"]
 GeneIdType = Literal["symbol", "mouse_ensembl"]
 
 

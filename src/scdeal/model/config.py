@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
+from .._types import Activation, ExtractorKind, NoiseKind, Sampling
 from ..data.preprocess import PreprocessConfig
 from ..errors import ScdealError
 
-ExtractorKind = Literal["ae", "dae", "vae"]
-Sampling = Literal["none", "upsampling", "downsampling", "smote"]
 GeneSpace = Literal["shared", "separate"]
 TransferUpdate = Literal["all", "target_only"]
 
@@ -59,8 +60,8 @@ class ScDealConfig:
     predictor_dims: tuple[int, ...] = (64, 32)
     dropout: float = 0.1
     batch_norm: bool = True
-    activation: Literal["relu", "leaky_relu", "elu", "gelu"] = "relu"
-    noise: Literal["mask", "gaussian"] = "mask"
+    activation: Activation = "relu"
+    noise: NoiseKind = "mask"
     noise_rate: float = 0.2
     kl_weight: float = 1.0
     # bulk labels
@@ -110,22 +111,27 @@ class ScDealConfig:
     num_threads: int = 1
 
     def __post_init__(self) -> None:
-        self.hidden_dims = tuple(int(h) for h in self.hidden_dims)
-        self.predictor_dims = tuple(int(h) for h in self.predictor_dims)
-        self.split = tuple(float(s) for s in self.split)
+        self.hidden_dims = _widths("hidden_dims", self.hidden_dims, allow_empty=False)
+        self.predictor_dims = _widths("predictor_dims", self.predictor_dims, allow_empty=True)
         if isinstance(self.preprocess, dict):
             self.preprocess = PreprocessConfig(**self.preprocess)
+        if not isinstance(self.preprocess, PreprocessConfig):
+            raise ScdealError(f"preprocess must be a PreprocessConfig or a dict of its fields, "
+                              f"got {self.preprocess!r}")
+        try:
+            self.split = tuple(float(s) for s in self.split)
+        except (TypeError, ValueError):
+            self.split = (float("nan"),)
         if len(self.split) != 3 or abs(sum(self.split) - 1) > 1e-6 or min(self.split) <= 0:
             raise ScdealError(f"split must be three positive fractions summing to 1, got {self.split}")
-        if not 0 <= self.dropout < 1:
-            raise ScdealError(f"dropout must lie in [0, 1), got {self.dropout}")
-        for name in ("extractor", "sampling", "gene_space", "transfer_update", "mmd_kernel"):
-            allowed = _literal_values(name)
+        for name, allowed in _literal_fields().items():
             if getattr(self, name) not in allowed:
                 raise ScdealError(f"{name} must be one of {', '.join(allowed)}, "
                                   f"got {getattr(self, name)!r}")
-        if int(self.n_models) < 1:
-            raise ScdealError(f"n_models must be at least 1, got {self.n_models}")
+        for name, (valid, allowed) in _RULES.items():
+            value = getattr(self, name)
+            if not valid(value):
+                raise ScdealError(f"{name} must be {allowed}, got {value!r}")
         if self.mmd_kernel == "single" and not self.mmd_bandwidth:
             raise ScdealError("mmd_kernel='single' needs mmd_bandwidth (a positive number)")
 
@@ -166,11 +172,74 @@ class ScDealConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _literal_values(name: str) -> tuple[str, ...]:
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, int | float | np.integer | np.floating)
+            and not isinstance(value, bool | np.bool_) and bool(np.isfinite(value)))
+
+
+def _widths(name: str, dims: Any, *, allow_empty: bool) -> tuple[int, ...]:
+    dims = tuple(dims) if isinstance(dims, list | tuple) else (dims,)
+    if not all(_is_int(d) and d >= 1 for d in dims) or (not dims and not allow_empty):
+        raise ScdealError(f"{name} must be a {'' if allow_empty else 'non-empty '}list of whole "
+                          f"numbers >= 1 (layer widths), got {dims!r}")
+    return tuple(int(d) for d in dims)
+
+
+def _at_least(low: float, *, whole: bool = False):
+    test = _is_int if whole else _is_number
+    return lambda v: test(v) and v >= low
+
+
+def _between(low: float, high: float, *, low_open: bool = False):
+    return lambda v: _is_number(v) and (low < v if low_open else low <= v) and v < high
+
+
+# Field -> (test, allowed values in words); the Literal fields are checked from their types.
+_WHOLE_POSITIVE = (_at_least(1, whole=True), "a whole number >= 1")
+_NON_NEGATIVE = (_at_least(0), "a number >= 0")
+_POSITIVE = (lambda v: _is_number(v) and v > 0, "a number > 0")
+_BOOL = (lambda v: isinstance(v, bool | np.bool_), "True or False")
+_RULES: dict[str, tuple[Any, str]] = {
+    "latent_dim": _WHOLE_POSITIVE,
+    "dropout": (_between(0, 1), "a number in [0, 1)"),
+    "batch_norm": _BOOL,
+    "noise_rate": (_between(0, 1), "a number in [0, 1)"),
+    "kl_weight": _NON_NEGATIVE,
+    "min_per_class": _WHOLE_POSITIVE,
+    "init_target_from_bulk": _BOOL,
+    "min_shared_genes": _WHOLE_POSITIVE,
+    "lr": _POSITIVE,
+    "weight_decay": _NON_NEGATIVE,
+    "batch_size": _WHOLE_POSITIVE,
+    "pretrain_epochs": _WHOLE_POSITIVE,
+    "predictor_epochs": _WHOLE_POSITIVE,
+    "transfer_epochs": _WHOLE_POSITIVE,
+    "patience": _WHOLE_POSITIVE,
+    "target_val_fraction": (_between(0, 1, low_open=True), "a number in (0, 1)"),
+    "transfer": _BOOL,
+    "mmd_weight": _NON_NEGATIVE,
+    "mmd_n_kernels": _WHOLE_POSITIVE,
+    "mmd_bandwidth": (lambda v: v is None or _POSITIVE[0](v), "None or a number > 0"),
+    "cluster_weight": _NON_NEGATIVE,
+    "cluster_resolution": _POSITIVE,
+    "consistency_weight": _NON_NEGATIVE,
+    "n_models": _WHOLE_POSITIVE,
+    "seed": (_at_least(0, whole=True), "a whole number >= 0"),
+    "num_threads": _WHOLE_POSITIVE,
+}
+
+
+def _literal_fields() -> dict[str, tuple[Any, ...]]:
+    """Field -> allowed values, for every field typed as a ``Literal``."""
     import typing
 
     hints = typing.get_type_hints(ScDealConfig)
-    return typing.get_args(hints[name])
+    return {name: typing.get_args(hint) for name, hint in hints.items()
+            if typing.get_origin(hint) is Literal}
 
 
 def _paper_presets() -> dict[str, dict[str, Any]]:

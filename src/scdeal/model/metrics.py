@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 from sklearn import metrics as skm
 
+from .._types import MetricName, choices
 from ..errors import ScdealError
 
-METRIC_NAMES = ("auroc", "ap", "f1", "f1_weighted", "mcc", "balanced_accuracy",
-                "n_cells", "prevalence")
+METRIC_NAMES = choices(MetricName)
 
 
 def classification_metrics(y_true, prob_sensitive, threshold: float = 0.5) -> dict[str, float]:

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from scdeal._types import Activation, ExtractorKind, NoiseKind, choices
 from scdeal.errors import ScdealError
 
 __all__ = [
@@ -47,10 +48,6 @@ __all__ = [
 
 RESISTANT = 0
 SENSITIVE = 1
-
-ExtractorKind = Literal["ae", "dae", "vae"]
-Activation = Literal["relu", "leaky_relu", "elu", "gelu"]
-NoiseKind = Literal["mask", "gaussian"]
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -200,7 +197,7 @@ class FeatureExtractor(nn.Module):
                 "check the input matrix and the latent size"
             )
         hidden = _check_dims("hidden_dims", hidden_dims, allow_empty=True)
-        _check_choice("kind", kind, {"ae", "dae", "vae"})
+        _check_choice("kind", kind, choices(ExtractorKind))
         _check_choice("activation", activation, _ACTIVATIONS.keys())
         _check_choice("noise", noise, {"mask", "gaussian"})
         _check_dropout(dropout)
