@@ -1,55 +1,11 @@
-"""Pure-torch layer of scdeal: networks and losses (no data loading, no training loops)."""
+"""Pure-torch layer of scdeal: networks and losses (no data loading, no training loops).
 
-from .losses import (
-    anchor_loss,
-    classification_loss,
-    cluster_consistency_loss,
-    gaussian_kernel_bandwidths,
-    median_bandwidth,
-    mmd2_biased,
-    mmd2_unbiased,
-    pairwise_sq_distances,
-)
-from .modules import (
-    RESISTANT,
-    SENSITIVE,
-    Activation,
-    DrugResponseNet,
-    EnsembleNet,
-    ExtractorConfig,
-    ExtractorKind,
-    ExtractorLossTerms,
-    ExtractorOutput,
-    FeatureExtractor,
-    NoiseKind,
-    PredictorConfig,
-    ResponsePredictor,
-    SensitivityProbability,
-    sensitive_probability,
-)
+The public names are those of :mod:`scdeal.nn.modules` and :mod:`scdeal.nn.losses` (their
+``__all__``), re-exported here.
+"""
 
-__all__ = [
-    "anchor_loss",
-    "RESISTANT",
-    "SENSITIVE",
-    "Activation",
-    "DrugResponseNet",
-    "EnsembleNet",
-    "ExtractorConfig",
-    "ExtractorKind",
-    "ExtractorLossTerms",
-    "ExtractorOutput",
-    "FeatureExtractor",
-    "NoiseKind",
-    "PredictorConfig",
-    "ResponsePredictor",
-    "SensitivityProbability",
-    "classification_loss",
-    "cluster_consistency_loss",
-    "gaussian_kernel_bandwidths",
-    "median_bandwidth",
-    "mmd2_biased",
-    "mmd2_unbiased",
-    "pairwise_sq_distances",
-    "sensitive_probability",
-]
+from . import losses, modules
+from .losses import *  # noqa: F403 - re-export, listed once in losses.__all__
+from .modules import *  # noqa: F403 - re-export, listed once in modules.__all__
+
+__all__ = [*losses.__all__, *modules.__all__]

@@ -17,6 +17,7 @@ from torch import Tensor
 from scdeal.errors import ScdealError
 
 __all__ = [
+    "anchor_loss",
     "classification_loss",
     "cluster_consistency_loss",
     "gaussian_kernel_bandwidths",

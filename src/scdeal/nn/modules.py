@@ -43,6 +43,7 @@ __all__ = [
     "PredictorConfig",
     "ResponsePredictor",
     "SensitivityProbability",
+    "class_probabilities",
     "sensitive_probability",
 ]
 
@@ -428,6 +429,12 @@ class ResponsePredictor(nn.Module):
         return self.out(self.hidden(z))
 
 
+def class_probabilities(logits: Tensor) -> Tensor:
+    """Probabilities of both classes, ``softmax(logits, dim=1)`` of shape ``(n, 2)``: column
+    0 resistant, 1 sensitive. The one place logits become probabilities."""
+    return torch.softmax(logits, dim=1)
+
+
 def sensitive_probability(logits: Tensor) -> Tensor:
     """Probability of the sensitive class, ``softmax(logits, dim=1)[:, 1]`` (differentiable).
 
@@ -440,10 +447,30 @@ def sensitive_probability(logits: Tensor) -> Tensor:
         raise ScdealError(
             f"logits have shape {tuple(logits.shape)}; expected (n_cells, 2) from ResponsePredictor"
         )
-    return torch.softmax(logits, dim=1)[:, SENSITIVE]
+    return class_probabilities(logits)[:, SENSITIVE]
 
 
-class DrugResponseNet(nn.Module):
+class _ResponseModel(nn.Module):
+    """What every deployable network shares: logits from ``forward`` and
+    :meth:`predict_proba`."""
+
+    def predict_proba(self, x: Tensor) -> Tensor:
+        """Sensitive-class probability ``(n,)`` computed in eval mode without gradients.
+
+        The module is switched to eval mode for the call and restored afterwards, so dropout and
+        batch-statistics BatchNorm never make predictions stochastic. Use
+        ``sensitive_probability(net(x))`` when a differentiable probability is needed.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                return sensitive_probability(self(x))
+        finally:
+            self.train(was_training)
+
+
+class DrugResponseNet(_ResponseModel):
     """Deployable model: genes -> extractor embedding -> response logits.
 
     The extractor's decoder is kept as a submodule (so the extractor stays whole) but is not
@@ -474,21 +501,6 @@ class DrugResponseNet(nn.Module):
         """Response logits ``(n, 2)`` (no corruption or sampling, whatever the mode)."""
         return self.predictor(self.embed(x))
 
-    def predict_proba(self, x: Tensor) -> Tensor:
-        """Sensitive-class probability ``(n,)`` computed in eval mode without gradients.
-
-        The module is switched to eval mode for the call and restored afterwards, so dropout and
-        batch-statistics BatchNorm never make predictions stochastic. Use
-        ``sensitive_probability(net(x))`` when a differentiable probability is needed.
-        """
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                return sensitive_probability(self(x))
-        finally:
-            self.train(was_training)
-
 
 class SensitivityProbability(nn.Module):
     """``softmax(net(x))`` of shape ``(n, 2)``: the function integrated gradients attribute.
@@ -511,10 +523,10 @@ class SensitivityProbability(nn.Module):
         self.eval()
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.softmax(self.net(x), dim=1)
+        return class_probabilities(self.net(x))
 
 
-class EnsembleNet(nn.Module):
+class EnsembleNet(_ResponseModel):
     """Several :class:`DrugResponseNet` members acting as one: their softmax probabilities are
     averaged.
 
@@ -544,14 +556,5 @@ class EnsembleNet(nn.Module):
         return self.members[0].embed(x)
 
     def forward(self, x: Tensor) -> Tensor:
-        probs = torch.stack([torch.softmax(m(x), dim=1) for m in self.members]).mean(dim=0)
+        probs = torch.stack([class_probabilities(m(x)) for m in self.members]).mean(dim=0)
         return torch.log(probs.clamp_min(1e-12))
-
-    def predict_proba(self, x: Tensor) -> Tensor:
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                return sensitive_probability(self(x))
-        finally:
-            self.train(was_training)
