@@ -501,3 +501,20 @@ def test_cli_reports_missing_files_as_one_line(tmp_path, capsys):
     assert err.startswith("scdeal: error:") and "erl_total_data_2K.csv" in err
     assert len(err.splitlines()) == 1
     assert not (tmp_path / "x.h5ad").exists()
+
+
+def test_read_matrix_orientation_from_names_never_from_shape(tmp_path):
+    from scdeal.datasets.loaders import read_matrix
+
+    genes = ["TP53", "EGFR", "MYC", "KRAS", "GAPDH", "ACTB", "CD44", "ALB", "SOX2", "MKI67",
+             "VIM", "PTEN", "RB1", "CDK4", "CCND1", "BRAF", "NRAS", "ERBB2", "MET", "AXL"]
+    cells = [f"cell_{i}" for i in range(30)]  # more cells than genes: the old shape rule fails
+    no_known_ids = lambda labels: np.zeros(len(labels), bool)  # noqa: E731
+    table = pd.DataFrame(np.arange(600).reshape(20, 30), index=genes, columns=cells)
+    table.to_csv(tmp_path / "genes_by_cells.csv")
+    out = read_matrix(tmp_path / "genes_by_cells.csv", no_known_ids)
+    assert list(out.index) == cells and list(out.columns) == genes
+    pd.DataFrame(np.ones((3, 4)), index=["a", "b", "c"], columns=["w", "x", "y", "z"]).to_csv(
+        tmp_path / "unknown.csv")
+    with pytest.raises(ScdealError, match="cannot tell which axis holds the cells"):
+        read_matrix(tmp_path / "unknown.csv", no_known_ids)

@@ -15,13 +15,9 @@ import pytest
 import scipy.sparse as sp
 from scipy.io import mmwrite
 
-from scdeal.data.singlecell import (
-    attach_labels,
-    detect_value_kind,
-    parse_label_map,
-    read_target,
-    summarize_target,
-)
+from scdeal.data.labels import attach_labels, binary_labels, parse_label_map
+from scdeal.data.singlecell import read_target
+from scdeal.data.values import detect_value_kind, summarize_target
 from scdeal.errors import ScdealError
 
 SCAD = "scad/Target_expr_resp_z.{}_tp4k.tsv"
@@ -493,3 +489,27 @@ def test_summarize_target():
     assert summary["value_kind"] == "counts"
     assert summary["candidate_label_columns"] == {"group": {"a": 10, "b": 10}}
     assert summary["value_range"] == [float(C.min()), float(C.max())]
+
+
+def test_binary_labels_match_attach_labels_and_leave_obs_alone():
+    values = ["Sensitive", "Holiday", None, "Resistant"]
+    obs = _obs(values).obs
+    mapping = {"Sensitive": 1, "Holiday": 1, "Resistant": 0}
+    y = binary_labels(obs, "y", mapping)
+    assert list(obs.columns) == ["y"] and y.index.equals(obs.index)
+    attached = attach_labels(_obs(values), "y", mapping).obs["sensitive"].astype(float)
+    assert y.equals(attached.rename("y"))
+    with pytest.raises(ScdealError, match="'Holiday' \\(1 cells\\)"):
+        binary_labels(obs, "y")
+
+
+def test_summary_and_fit_share_one_gene_id_detector():
+    from scdeal.data.genes import detect_id_type
+
+    # 60% Entrez ids, 40% symbols: a majority vote said "entrez"; fit(gene_ids="auto") refuses.
+    names = [str(i + 1) for i in range(6)] + ["TP53", "EGFR", "MYC", "KRAS"]
+    adata = anndata.AnnData(_counts_matrix(shape=(4, 10)), var=pd.DataFrame(index=names))
+    with pytest.raises(ScdealError, match="cannot tell the gene id type"):
+        detect_id_type(adata.var_names)
+    assert summarize_target(adata)["gene_id_type"].startswith(
+        "undetermined: cannot tell the gene id type")

@@ -102,11 +102,10 @@ def _prediction_figures(run: Path) -> None:
     label_key = info.get("label_key")
     labelled = label_key in adata.obs if label_key else False
     if "roc_pr" in wanted and labelled:
-        from .data.singlecell import attach_labels
+        from .data.labels import binary_labels
 
         try:
-            cells = anndata.AnnData(obs=adata.obs[[label_key]].copy())
-            y = attach_labels(cells, label_key, key_added="_y").obs["_y"].astype(float)
+            y = binary_labels(adata.obs, label_key)
             pl.save_figure(pl.roc_pr_curves(y, adata.obs["sens_preds"],
                                             prob_before=adata.obs.get("sens_preds_pret")),
                            figures, "roc_pr")

@@ -154,7 +154,7 @@ def _parse_case(entry: object, number: int, path: Path, data_dir: Path | None) -
 
 def _parse_label_map(value: object, where: str) -> dict[str, int]:
     if isinstance(value, str):
-        from ..data.singlecell import parse_label_map
+        from ..data.labels import parse_label_map
 
         return parse_label_map(value)
     if not isinstance(value, dict) or not value:

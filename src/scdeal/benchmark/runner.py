@@ -64,15 +64,14 @@ def load_case(case: BenchmarkCase) -> PreparedCase:
     >>> list(prepared.features.obs.columns)                                          # doctest: +SKIP
     []
     """
-    from ..data.singlecell import attach_labels, read_target
+    from ..data.labels import binary_labels
+    from ..data.singlecell import read_target
 
     adata = read_target(case.target, label_key=case.label_key)
     if case.label_key not in adata.obs.columns:
         raise ScdealError(f"case {case.name!r}: {case.target} has no label column "
                           f"{case.label_key!r}; fix label_key in the case file")
-    labelled = attach_labels(AnnData(obs=adata.obs[[case.label_key]].copy()), case.label_key,
-                             case.label_map, key_added="_y")
-    labels = labelled.obs["_y"].astype("float").rename("label")
+    labels = binary_labels(adata.obs, case.label_key, case.label_map).rename("label")
     counts = labels.value_counts()
     if counts.get(1.0, 0) == 0 or counts.get(0.0, 0) == 0:
         raise ScdealError(f"case {case.name!r}: {case.label_key!r} has {int(counts.get(1.0, 0))} "

@@ -93,7 +93,8 @@ def _gdsc(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from ..data.singlecell import read_target, summarize_target
+    from ..data.singlecell import read_target
+    from ..data.values import summarize_target
 
     adata = read_target(args.file, sep=args.sep, label_key=args.label_key,
                         orientation=args.orientation.replace("-", "_"))

@@ -42,7 +42,7 @@ def read_target_from_args(args: argparse.Namespace):
 def label_map_from_args(args: argparse.Namespace):
     if not getattr(args, "label_map", None):
         return None
-    from ..data.singlecell import parse_label_map
+    from ..data.labels import parse_label_map
 
     return parse_label_map(args.label_map)
 
@@ -90,9 +90,9 @@ def _run(args: argparse.Namespace) -> int:
     label_map = label_map_from_args(args)
     if args.label_key and args.label_key in adata.obs:
         # Validate the labels before hours of training, not after.
-        from ..data.singlecell import attach_labels
+        from ..data.labels import binary_labels
 
-        attach_labels(adata.copy(), args.label_key, label_map, key_added="_check")
+        binary_labels(adata.obs, args.label_key, label_map)
     read_s = time.perf_counter() - t0
     model = ScDEAL(config)
     model.fit(adata, args.drug, gene_ids=args.gene_ids, progress=not args.quiet)

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from ..errors import ScdealError
-from .singlecell import ValueKind, detect_value_kind
+from .values import ValueKind, detect_value_kind
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class PreprocessConfig:
     Attributes
     ----------
     input_kind
-        What ``X`` holds; ``auto`` detects it (:func:`scdeal.data.singlecell.detect_value_kind`).
+        What ``X`` holds; ``auto`` detects it (:func:`scdeal.data.values.detect_value_kind`).
     min_genes
         Drop cells with fewer genes of value > 0 (paper: 200). Not for scaled input.
     min_cells

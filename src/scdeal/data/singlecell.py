@@ -1,4 +1,7 @@
-"""Single-cell targets: reading files, attaching true labels, telling what ``X`` holds.
+"""Single-cell targets: reading ``.h5ad``, 10x and text-table files into AnnData.
+
+Labels are in :mod:`scdeal.data.labels`, what ``X`` holds in :mod:`scdeal.data.values`, which
+axis holds the cells in :mod:`scdeal.data.orientation`.
 
 Unlike the original scDEAL reader (method notes section 2.1), nothing is guessed silently:
 the separator of a text table comes from its extension or ``sep``, the orientation is given by
@@ -13,9 +16,8 @@ import gzip
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
 
 import anndata
 import h5py
@@ -24,17 +26,12 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from ..errors import ScdealError
+from ..errors import ScdealError, first_line, preview
+from .orientation import Orientation, refuse_transposed
 
 log = logging.getLogger(__name__)
 
-Orientation = Literal["cells_by_genes", "genes_by_cells"]
-ValueKind = Literal["counts", "normalized", "log_normalized", "scaled"]
-
 TEXT_SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": None}
-_HINT_TRANSPOSED = 'pass orientation="genes_by_cells" (--orientation genes-by-cells on the CLI)'
-_LOG_MAX = 50.0  # log1p(CPM) tops out near 14, log2(TPM+1) near 20; TPM/FPKM reach thousands
-_N_SAMPLE_ROWS = 1000
 
 
 # ----------------------------------------------------------------------------------------
@@ -81,8 +78,16 @@ def read_target(
 
     Examples
     --------
-    >>> adata = read_target("Target_expr_resp_z.Gefitinib_tp4k.tsv", label_key="response")
-    >>> adata = read_target("GSE117872_TPM.txt", sep="\\t", orientation="genes_by_cells")
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "cells.csv"
+    >>> _ = path.write_text("cell,TP53,EGFR,response\\nc1,0,3,1\\nc2,1,0,0\\n")
+    >>> adata = read_target(path, label_key="response")
+    >>> adata.shape, list(adata.var_names), adata.obs["response"].tolist()
+    ((2, 2), ['TP53', 'EGFR'], [1, 0])
+
+    A genes-by-cells text file with a tab separator, e.g. GEO's GSE117872 (not run here):
+
+    >>> adata = read_target("GSE117872_TPM.txt", sep="\\t", orientation="genes_by_cells")  # doctest: +SKIP
     """
     path = Path(path)
     if orientation not in ("cells_by_genes", "genes_by_cells"):
@@ -103,7 +108,7 @@ def read_target(
             with open(path, "rb") as handle:
                 handle.read(1)
         except OSError as err:
-            raise ScdealError(f"{path} cannot be read ({_first_line(err)}); check its "
+            raise ScdealError(f"{path} cannot be read ({first_line(err)}); check its "
                               "permissions") from err
         name = path.name.lower()
         ext = Path(name[:-3] if name.endswith(".gz") else name).suffix
@@ -135,7 +140,7 @@ def _check_obs_columns(adata: AnnData, path: Path, label_key, obs_columns) -> No
     missing = [c for c in wanted if c not in adata.obs.columns]
     if missing:
         raise ScdealError(f"{path}: obs has no column {', '.join(map(repr, missing))}; its "
-                          f"columns are {_preview(adata.obs.columns)}")
+                          f"columns are {preview(adata.obs.columns)}")
 
 
 def _read_h5ad(path: Path) -> AnnData:
@@ -146,7 +151,7 @@ def _read_h5ad(path: Path) -> AnnData:
         adata = anndata.read_h5ad(path)
     except Exception as err:  # anndata raises many types; the user needs one line
         raise ScdealError(f"could not read {path} as .h5ad ({type(err).__name__}: "
-                          f"{_first_line(err)}); check the file") from err
+                          f"{first_line(err)}); check the file") from err
     if adata.X is None:
         raise ScdealError(f"{path} has no X matrix; store the expression values in X")
     return adata
@@ -167,7 +172,7 @@ def _read_h5(path: Path) -> tuple[AnnData, bool]:
         return sc.read_10x_h5(path), False
     except Exception as err:
         raise ScdealError(f"could not read {path} as a 10x .h5 matrix ({type(err).__name__}: "
-                          f"{_first_line(err)}); check the file") from err
+                          f"{first_line(err)}); check the file") from err
 
 
 def _read_10x_folder(path: Path) -> AnnData:
@@ -205,7 +210,7 @@ def _read_10x_folder(path: Path) -> AnnData:
         raise
     except Exception as err:
         raise ScdealError(f"could not read the 10x folder {path} ({type(err).__name__}: "
-                          f"{_first_line(err)}); check its files") from err
+                          f"{first_line(err)}); check its files") from err
 
 
 def _read_mtx_directly(matrix: Path, features: Path, barcodes: Path) -> AnnData:
@@ -243,7 +248,7 @@ def _read_text(path: Path, ext: str, sep: str | None, orientation: Orientation,
         probe = pd.read_csv(path, sep=sep, nrows=5, dtype=str, engine="c")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ScdealError(f"could not read {path} as a {sep!r}-separated table "
-                          f"({_first_line(err)}); check sep and the file") from err
+                          f"({first_line(err)}); check sep and the file") from err
     columns = list(probe.columns)
     if isinstance(probe.index, pd.RangeIndex):  # header names every column, the index too
         if not 0 <= index_col < len(columns):
@@ -265,7 +270,7 @@ def _read_text(path: Path, ext: str, sep: str | None, orientation: Orientation,
     missing = [c for c in annotation if c not in columns]
     if missing:
         raise ScdealError(f"{path} has no column {', '.join(map(repr, missing))}; its columns "
-                          f"start {_preview(columns)}")
+                          f"start {preview(columns)}")
     data_cols = [c for c in columns if c not in annotation]
     if not data_cols:
         raise ScdealError(f"{path} has no expression columns; every column is an annotation")
@@ -276,7 +281,7 @@ def _read_text(path: Path, ext: str, sep: str | None, orientation: Orientation,
         table = pd.read_csv(path, **kwargs)
     except ValueError as err:
         if "could not convert" not in str(err):
-            raise ScdealError(f"could not read {path} ({_first_line(err)}); check the "
+            raise ScdealError(f"could not read {path} ({first_line(err)}); check the "
                               "file") from err
         _raise_non_numeric(path, sep, data_cols, orientation)
     if index_name is not None:
@@ -285,14 +290,14 @@ def _read_text(path: Path, ext: str, sep: str | None, orientation: Orientation,
     raw_data_names = [n for n, c in zip(raw_names, columns, strict=True) if c not in annotation]
     rows = table.index.astype(str)
     if orientation == "cells_by_genes":
-        _refuse_transposed(path, rows, raw_data_names, orientation)
+        refuse_transposed(path, rows, raw_data_names, orientation)
         _warn_label_like(path, X, raw_data_names)
         obs = pd.DataFrame(index=rows)
         for column in annotation:
             obs[column] = _maybe_numeric(table[column]).to_numpy()
         var = pd.DataFrame(index=pd.Index(raw_data_names, dtype=str))
     else:
-        _refuse_transposed(path, raw_data_names, rows, orientation)
+        refuse_transposed(path, raw_data_names, rows, orientation)
         X = np.ascontiguousarray(X.T)
         obs = pd.DataFrame(index=pd.Index(raw_data_names, dtype=str))
         var = pd.DataFrame(index=rows)
@@ -327,7 +332,7 @@ def _raw_header(path: Path, sep: str) -> list[str]:
             line = handle.readline()
     except (OSError, EOFError) as err:
         hint = "a .gz name needs a gzip-compressed file" if opener is gzip.open else "check it"
-        raise ScdealError(f"could not read {path} ({_first_line(err)}); {hint}") from err
+        raise ScdealError(f"could not read {path} ({first_line(err)}); {hint}") from err
     text = line.decode("utf-8-sig", errors="replace").rstrip("\r\n")
     return next(csv.reader([text], delimiter=sep), [])
 
@@ -341,7 +346,7 @@ def _raise_non_numeric(path: Path, sep: str, data_cols: list[str], orientation) 
                 "per cell; remove other columns")
     else:
         hint = "pass them as obs_columns (or label_key) to keep them as cell annotations"
-    raise ScdealError(f"{path}: column(s) {_preview(bad)} are not numeric; {hint}")
+    raise ScdealError(f"{path}: column(s) {preview(bad)} are not numeric; {hint}")
 
 
 def _maybe_numeric(values: pd.Series) -> pd.Series:
@@ -349,62 +354,6 @@ def _maybe_numeric(values: pd.Series) -> pd.Series:
     return converted if converted.isna().sum() == values.isna().sum() else values
 
 
-_ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$")
-_SYMBOL = re.compile(r"^[A-Za-z][A-Za-z0-9]*([-._@][A-Za-z0-9]+)*$")
-_BARCODE = re.compile(r"[ACGT]{10,}")
-
-
-def _name_kind(names: Sequence[str]) -> Literal["genes", "cells", "unknown"]:
-    """Whether names look like gene ids, like cell ids, or neither.
-
-    Genes: mostly all-digit (Entrez) or Ensembl ids, or symbol-shaped names with many distinct
-    stems once digits are removed (TP53, EGFR, MT-CO1, ...). Cells: mostly DNA barcodes, or
-    names built from a few templates with a running number (c4653, HN120P_A01, cell_17),
-    or plain row numbers. Fewer than 20 symbol-shaped names are "unknown".
-    """
-    sample = [str(n) for n in list(names)[:2000]]
-    if not sample:
-        return "unknown"
-    n = len(sample)
-    frac = lambda pattern: sum(bool(pattern.search(s)) for s in sample) / n  # noqa: E731
-    if frac(_BARCODE) >= 0.5:
-        return "cells"
-    if all(s.isdigit() for s in sample):
-        numbers = np.sort(np.array(sample, dtype=np.int64))
-        # 0..n-1 or 1..n are row numbers, not Entrez ids
-        return "cells" if n > 1 and (np.diff(numbers) == 1).all() else "genes"
-    if sum(s.isdigit() for s in sample) / n >= 0.9 or frac(_ENSEMBL) >= 0.9:
-        return "genes"
-    stems = {re.sub(r"\d+", "#", s) for s in sample}
-    if len(stems) <= max(2, 0.05 * n):
-        return "cells"
-    # symbol shapes say little about a handful of names (ctrl, drugA, ...)
-    if n >= 20 and frac(_SYMBOL) >= 0.9 and len(stems) >= 0.3 * n:
-        return "genes"
-    return "unknown"
-
-
-def _refuse_transposed(path: Path, cells: Sequence[str], genes: Sequence[str],
-                       orientation: Orientation) -> None:
-    """Raise when the names say the given orientation is the wrong way round.
-
-    Refused when the would-be cell names look like genes and the would-be gene names like
-    cells, or (cells by genes) when there are 5 times more rows than columns, the rows look
-    like genes and the columns do not.
-    """
-    cell_kind, gene_kind = _name_kind(cells), _name_kind(genes)
-    wrong = cell_kind == "genes" and gene_kind == "cells"
-    if orientation == "cells_by_genes":
-        wrong = wrong or (cell_kind == "genes" and gene_kind != "genes"
-                          and len(cells) >= 5 * len(genes))
-        if wrong:
-            raise ScdealError(f"{path} looks transposed: its {len(cells)} rows are named like "
-                              f"genes ({_preview(cells)}) and its columns like cells; "
-                              f"{_HINT_TRANSPOSED}")
-    elif wrong:
-        raise ScdealError(f"{path} looks like a cells-by-genes table: its rows are named like "
-                          f"cells ({_preview(genes)}) and its columns like genes; pass "
-                          'orientation="cells_by_genes" (--orientation cells-by-genes)')
 
 
 def _finish(adata: AnnData, path: Path) -> AnnData:
@@ -418,7 +367,7 @@ def _finish(adata: AnnData, path: Path) -> AnnData:
     duplicated = adata.obs_names[adata.obs_names.duplicated()]
     if len(duplicated):
         raise ScdealError(f"{path} has {len(duplicated)} duplicated cell ids (e.g. "
-                          f"{_preview(duplicated.unique())}); make cell ids unique")
+                          f"{preview(duplicated.unique())}); make cell ids unique")
     if adata.var_names.has_duplicates:
         n_dup = int(adata.var_names.duplicated().sum())
         log.warning("%s: %d duplicated gene names made unique with -1, -2 suffixes", path, n_dup)
@@ -434,215 +383,3 @@ def _finish(adata: AnnData, path: Path) -> AnnData:
         raise ScdealError(f"{path}: {n_bad} expression values are NaN or infinite; fill them "
                           "(e.g. missing -> 0) or drop the affected genes/cells first")
     return adata
-
-
-def _preview(names, n: int = 5) -> str:
-    names = [str(x) for x in names]
-    more = f", ... ({len(names)} in all)" if len(names) > n else ""
-    return ", ".join(repr(x) for x in names[:n]) + more
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
-# ----------------------------------------------------------------------------------------
-# labels
-
-_DEFAULT_LABELS = {"0": 0, "1": 1, "resistant": 0, "sensitive": 1}
-
-
-def _label_token(value: Any) -> str:
-    """Comparable form of a label value: 1, 1.0, '1', ' 1 ' -> '1'; strings lower-cased."""
-    if isinstance(value, bool | np.bool_):
-        return str(bool(value)).lower()
-    if isinstance(value, int | float | np.integer | np.floating):
-        return str(int(value)) if float(value).is_integer() else str(float(value))
-    text = str(value).strip().lower()
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return str(int(number)) if number.is_integer() else text
-
-
-def parse_label_map(text: str) -> dict[str, int]:
-    """Parse ``"sensitive=1,resistant=0"`` (the CLI's ``--label-map``) into a mapping.
-
-    Examples
-    --------
-    >>> parse_label_map("Sensitive=1, Holiday=1, Resistant=0")
-    {'Sensitive': 1, 'Holiday': 1, 'Resistant': 0}
-    """
-    mapping: dict[str, int] = {}
-    for item in filter(None, (part.strip() for part in str(text).split(","))):
-        key, eq, value = item.rpartition("=")
-        key, value = key.strip(), value.strip()
-        if not eq or not key or value not in ("0", "1"):
-            raise ScdealError(f"label map item {item!r} must look like VALUE=1 or VALUE=0 "
-                              "(1 = sensitive, 0 = resistant), e.g. 'sensitive=1,resistant=0'")
-        if mapping.get(key, int(value)) != int(value):
-            raise ScdealError(f"label map gives {key!r} both 0 and 1; give it once")
-        mapping[key] = int(value)
-    if not mapping:
-        raise ScdealError("the label map is empty; write it like 'sensitive=1,resistant=0'")
-    return mapping
-
-
-def attach_labels(adata: AnnData, label_key: str, mapping: Mapping[Any, int] | None = None, *,
-                  key_added: str = "sensitive", allow_missing: bool = False) -> AnnData:
-    """Turn ``obs[label_key]`` into 1 (sensitive) / 0 (resistant) in ``obs[key_added]``.
-
-    Parameters
-    ----------
-    adata
-        Cells with a label column; changed in place and returned.
-    label_key
-        The obs column with the true labels.
-    mapping
-        Label value -> 1/0. Values are matched leniently (``1``, ``1.0`` and ``"1"`` are the
-        same; strings ignore case and surrounding spaces). ``None`` accepts 0/1 values and the
-        strings "sensitive"/"resistant"; anything else is an error asking for a mapping.
-    key_added
-        Column written, pandas nullable ``Int8``.
-    allow_missing
-        Leave values the mapping does not cover unlabelled (NA) instead of raising. Missing
-        values (NaN, empty) always stay NA; they are never given a class.
-
-    Examples
-    --------
-    >>> attach_labels(adata, "cluster", {"Sensitive": 1, "Holiday": 1, "Resistant": 0})
-    >>> adata.obs["sensitive"].value_counts()
-    """
-    if label_key not in adata.obs.columns:
-        raise ScdealError(f"obs has no label column {label_key!r}; its columns are "
-                          f"{_preview(adata.obs.columns)}")
-    values = adata.obs[label_key]
-    raw = values.astype(object).to_numpy()
-    missing = values.isna().to_numpy() | np.array([isinstance(v, str) and not v.strip()
-                                                   for v in raw])
-    if mapping is None:
-        table, source = _DEFAULT_LABELS, None
-    else:
-        table = {}
-        for key, label in mapping.items():
-            if _label_token(label) not in ("0", "1"):
-                raise ScdealError(f"label map sends {key!r} to {label!r}; use 1 (sensitive) "
-                                  "or 0 (resistant)")
-            table[_label_token(key)] = int(label)
-        source = mapping
-    tokens = [None if miss else _label_token(v) for v, miss in zip(raw, missing, strict=True)]
-    labels = pd.array([table.get(t) if t is not None else None for t in tokens], dtype="Int8")
-    unknown = pd.Series(raw[[t is not None and t not in table for t in tokens]])
-    if len(unknown) and not allow_missing:
-        counts = unknown.astype(str).value_counts()
-        shown = ", ".join(f"{v!r} ({n} cells)" for v, n in counts.head(10).items())
-        if source is None:
-            raise ScdealError(f"labels in {label_key!r} are not 0/1 or sensitive/resistant: "
-                              f"{shown}; pass a mapping (--label-map "
-                              "sensitive=1,resistant=0 style)")
-        raise ScdealError(f"labels in {label_key!r} not covered by the mapping: {shown}; add "
-                          "them to the mapping or allow missing labels")
-    adata.obs[key_added] = pd.Series(labels, index=adata.obs_names)
-    return adata
-
-
-# ----------------------------------------------------------------------------------------
-# what X holds
-
-
-def detect_value_kind(X) -> ValueKind:
-    """Tell counts, normalised, log-normalised and scaled values apart.
-
-    Up to 1,000 evenly spaced rows are checked (dense or sparse), finite values only:
-
-    - ``scaled``: any negative value (z-scored or centred data);
-    - ``counts``: otherwise, every value an integer;
-    - ``normalized``: non-integer and the row sums equal (relative spread < 0.1%, i.e.
-      normalised to a total, CPM/TPM over all genes), or a maximum above 50 (TPM/FPKM);
-    - ``log_normalized``: non-integer, row sums differ, maximum at most 50 (log1p of
-      CPM is at most ~14, log2(TPM + 1) ~20).
-
-    Declare the kind (``PreprocessConfig.input_kind``) where these rules do not fit.
-
-    Examples
-    --------
-    >>> detect_value_kind(np.array([[0, 3], [1, 0]]))
-    'counts'
-    """
-    n_rows = X.shape[0]
-    rows = np.unique(np.linspace(0, max(n_rows - 1, 0), min(n_rows, _N_SAMPLE_ROWS)).astype(int))
-    sub = X[rows] if n_rows else X
-    if sp.issparse(sub):
-        sub = sp.csr_matrix(sub)
-        values = sub.data
-        row_sums = np.asarray(sub.sum(axis=1)).ravel()
-    else:
-        sub = np.asarray(sub)
-        values = sub.ravel()
-        row_sums = np.nansum(np.where(np.isfinite(sub), sub, 0), axis=1)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return "counts"
-    if values.min() < 0:
-        return "scaled"
-    if np.issubdtype(values.dtype, np.integer) or np.all(np.mod(values, 1) == 0):
-        return "counts"
-    if len(row_sums) > 1 and row_sums.mean() > 0 and row_sums.std() / row_sums.mean() < 1e-3:
-        return "normalized"
-    return "log_normalized" if values.max() <= _LOG_MAX else "normalized"
-
-
-def _gene_id_type(names: Sequence[str]) -> str:
-    sample = [str(n) for n in list(names)[:5000]]
-    if not sample:
-        return "symbol"
-    share = lambda test: sum(map(test, sample)) / len(sample)  # noqa: E731
-    if share(str.isdigit) > 0.5:
-        return "entrez"
-    if share(lambda s: s.upper().startswith("ENSMUSG")) > 0.5:
-        return "mouse_ensembl"
-    if share(lambda s: s.upper().startswith("ENSG")) > 0.5:
-        return "ensembl"
-    return "symbol"
-
-
-def summarize_target(adata: AnnData) -> dict:
-    """Facts about a target for ``scdeal data info``.
-
-    Returns
-    -------
-    dict
-        ``n_cells``, ``n_genes``, ``value_kind`` (:func:`detect_value_kind`),
-        ``gene_id_type`` (entrez / ensembl / mouse_ensembl / symbol, by majority of names),
-        ``candidate_label_columns`` (obs columns with 2-10 distinct values -> value counts),
-        ``sparsity`` (fraction of zeros in X), ``value_range`` (min, max).
-
-    Examples
-    --------
-    >>> summarize_target(read_target("cells.csv"))["value_kind"]
-    'counts'
-    """
-    X = adata.X
-    n_values = adata.n_obs * adata.n_vars
-    if sp.issparse(X):
-        nonzero = int(np.count_nonzero(X.data))
-        low, high = (float(X.min()), float(X.max())) if n_values else (0.0, 0.0)
-    else:
-        nonzero = int(np.count_nonzero(X))
-        low, high = (float(np.min(X)), float(np.max(X))) if n_values else (0.0, 0.0)
-    candidates = {}
-    for column in adata.obs.columns:
-        counts = adata.obs[column].value_counts(dropna=True)
-        if 2 <= len(counts) <= 10:
-            candidates[str(column)] = {str(k): int(v) for k, v in counts.items()}
-    return {
-        "n_cells": int(adata.n_obs),
-        "n_genes": int(adata.n_vars),
-        "value_kind": detect_value_kind(X),
-        "gene_id_type": _gene_id_type(adata.var_names),
-        "candidate_label_columns": candidates,
-        "sparsity": round(1 - nonzero / n_values, 4) if n_values else 0.0,
-        "value_range": [low, high],
-    }

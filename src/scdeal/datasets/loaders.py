@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..data.orientation import cells_on_columns
 from ..errors import ScdealError
 from . import rules
 from .fetch import find_file
@@ -47,8 +48,10 @@ def _sniff_sep(path: Path) -> str:
 def read_matrix(path: Path, is_cell_id: CellIdTest) -> pd.DataFrame:
     """Read a gene/cell table and return it cells x genes.
 
-    The cell axis is the one whose labels pass ``is_cell_id`` more often; when neither does,
-    genes are taken to be the longer axis (the original's rule).
+    The cell axis is the one whose labels pass ``is_cell_id`` (the dataset's known cell ids)
+    more often; when that does not decide, the names do (:mod:`scdeal.data.orientation`, the
+    policy of every table scdeal reads). The shape never decides (the original took genes to be
+    the longer axis): a table whose names do not tell is refused.
     """
     try:
         frame = pd.read_csv(path, sep=_sniff_sep(path), index_col=0)
@@ -59,7 +62,15 @@ def read_matrix(path: Path, is_cell_id: CellIdTest) -> pd.DataFrame:
     frame.columns = frame.columns.astype(str).str.strip()
     in_columns = is_cell_id(frame.columns).mean() if frame.shape[1] else 0.0
     in_rows = is_cell_id(frame.index).mean() if frame.shape[0] else 0.0
-    if in_columns > in_rows or (in_columns == in_rows == 0 and frame.shape[0] > frame.shape[1]):
+    if in_columns == in_rows:
+        on_columns = cells_on_columns(frame.index, frame.columns)
+        if on_columns is None:
+            raise ScdealError(f"{path.name}: cannot tell which axis holds the cells (neither "
+                              "holds the dataset's cell ids and the names do not tell); is it "
+                              "the GEO file?")
+    else:
+        on_columns = in_columns > in_rows
+    if on_columns:
         frame = frame.T
     if frame.index.has_duplicates:
         dup = frame.index[frame.index.duplicated()][0]

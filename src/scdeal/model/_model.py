@@ -480,11 +480,9 @@ class ScDEAL:
         p, p_pre = columns["sens_preds"], columns["sens_preds_pret"]
         info = self.summary()
         if label_key is not None:
-            from ..data.singlecell import attach_labels
+            from ..data.labels import binary_labels
 
-            labelled = AnnData(obs=adata.obs[[label_key]].copy())
-            attach_labels(labelled, label_key, label_map, key_added="_y")
-            y = labelled.obs["_y"].astype("float").to_numpy()
+            y = binary_labels(adata.obs, label_key, label_map).to_numpy()
             keep = ~np.isnan(p)
             info["metrics"] = classification_metrics(y[keep], p[keep])
             info["metrics_before_transfer"] = classification_metrics(y[keep], p_pre[keep])

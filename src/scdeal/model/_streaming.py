@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from ..data.singlecell import detect_value_kind
+from ..data.values import detect_value_kind
 from ..errors import ScdealError
 from .predictions import prediction_columns
 

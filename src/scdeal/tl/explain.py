@@ -78,7 +78,7 @@ def _write_csv(table: pd.DataFrame, path: Path, index: bool = False) -> None:
 
 
 def _truth(adata: AnnData, config: ExplainConfig) -> tuple[str | None, pd.Series | None]:
-    from ..data.singlecell import attach_labels
+    from ..data.labels import binary_labels
 
     key = config.label_key or adata.uns.get("scdeal", {}).get("label_key")
     if not key:
@@ -86,9 +86,7 @@ def _truth(adata: AnnData, config: ExplainConfig) -> tuple[str | None, pd.Series
     if key not in adata.obs:
         raise ScdealError(f"the predictions have no label column {key!r}; pass --label-key "
                           "with one of their obs columns")
-    labelled = AnnData(obs=adata.obs[[key]].copy())
-    attach_labels(labelled, key, config.label_map, key_added="_y")
-    return key, labelled.obs["_y"].astype("float")
+    return key, binary_labels(adata.obs, key, config.label_map)
 
 
 def _h5ad_safe(value):

@@ -111,18 +111,16 @@ def stability_test(adata: AnnData, drug: str, label_key: str, *, config=None,
     >>> res = stability_test(adata, "PLX4720", "response", gene_ids="entrez")  # doctest: +SKIP
     >>> res.summary.set_index("metric").loc["auroc", ["mean", "sd"]]         # doctest: +SKIP
     """
-    from ..data.singlecell import attach_labels
+    from ..data.labels import binary_labels
     from ..model import METRIC_NAMES, ScDEAL, ScDealConfig
 
     if int(repeats) < 1:
         raise ScdealError(f"repeats must be at least 1, got {repeats!r}")
     config = config or ScDealConfig()
-    labelled = AnnData(obs=adata.obs[[label_key]].copy()) if label_key in adata.obs else None
-    if labelled is None:
+    if label_key not in adata.obs:
         raise ScdealError(f"obs has no label column {label_key!r}; the stability test scores "
                           "predictions against true labels")
-    attach_labels(labelled, label_key, label_map, key_added="_y")
-    y_all = labelled.obs["_y"]
+    y_all = binary_labels(adata.obs, label_key, label_map)
     keep = y_all.notna().to_numpy()
     cells = adata.obs_names[keep]
     y = y_all[keep].astype(int).to_numpy()
