@@ -1,16 +1,20 @@
-"""Atomic output helpers: write to a temporary path next to the target, then rename.
+"""Output helpers: atomic writes and values made storable as JSON or in an ``.h5ad``'s ``uns``.
 
-A failure in the middle of writing never leaves a truncated file or half-filled folder behind.
+Atomic: write to a temporary path next to the target, then rename. A failure in the middle of
+writing never leaves a truncated file or half-filled folder behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
 
 
 @contextlib.contextmanager
@@ -63,3 +67,45 @@ def atomic_dir(target: str | os.PathLike, overwrite: bool = True) -> Iterator[Pa
 def write_text_atomic(target: str | os.PathLike, text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text)
+
+
+def jsonable(value):
+    """Plain JSON types (AnnData's uns and json.dumps both need them): numpy scalars and arrays
+    as Python values, paths as strings, non-finite floats as ``None``.
+
+    Examples
+    --------
+    >>> jsonable({"n": np.int64(3), "auc": float("nan"), "dims": (2, np.float32(0.5))})
+    {'n': 3, 'auc': None, 'dims': [2, 0.5]}
+    """
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+def uns_safe(value):
+    """A copy h5ad can store: keys with None dropped, None inside lists written as NaN, lists
+    of lists or dicts (ragged) as a JSON string.
+
+    Examples
+    --------
+    >>> uns_safe({"a": None, "b": [1.0, None], "c": [{"x": 1}]})
+    {'b': [1.0, nan], 'c': '[{"x": 1}]'}
+    """
+    if isinstance(value, dict):
+        return {k: uns_safe(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        if any(isinstance(v, dict | list) for v in value):  # h5ad stores no ragged lists
+            return json.dumps(value)
+        return [np.nan if v is None else v for v in value]
+    return value

@@ -17,7 +17,7 @@ import torch
 from anndata import AnnData
 
 from .. import __version__
-from .._io import atomic_dir
+from .._io import atomic_dir, jsonable, uns_safe
 from ..data.gdsc import BulkData
 from ..data.neighbors import neighbors
 from ..data.preprocess import preprocess_target
@@ -487,7 +487,7 @@ class ScDEAL:
             info["metrics"] = classification_metrics(y[keep], p[keep])
             info["metrics_before_transfer"] = classification_metrics(y[keep], p_pre[keep])
             info["label_key"] = label_key
-        uns = _uns_safe(info)
+        uns = uns_safe(info)
         uns["summary_json"] = json.dumps(info)
         out.uns[f"{key_prefix}scdeal"] = uns
         return out if copy else None
@@ -506,7 +506,7 @@ class ScDEAL:
         out = predict_backed(self, path, chunk_size=chunk_size, embedding=embedding,
                              key_prefix=key_prefix)
         info = self.summary()
-        uns = _uns_safe(info)
+        uns = uns_safe(info)
         uns["summary_json"] = json.dumps(info)
         out.uns[f"{key_prefix}scdeal"] = uns
         return out
@@ -515,7 +515,7 @@ class ScDEAL:
         """Configuration, genes, versions and training summary (JSON-serialisable)."""
         from importlib.metadata import version
 
-        return _jsonable({
+        return jsonable({
             "drug": self.drug,
             "config": self.config.to_dict(),
             "seed": self.config.seed,
@@ -555,14 +555,14 @@ class ScDEAL:
                 "drug": self.drug, "gene_ids": self.gene_ids, "config": self.config.to_dict()}
         with atomic_dir(path) as tmp:
             save_file(tensors, tmp / "model.safetensors")
-            (tmp / "config.json").write_text(json.dumps(_jsonable(meta), indent=2))
+            (tmp / "config.json").write_text(json.dumps(jsonable(meta), indent=2))
             (tmp / "genes.json").write_text(json.dumps(
                 {"bulk": self.bulk_genes, "target": self.target_genes}))
             np.savez(tmp / "scalers.npz", **scalers)
-            (tmp / "training.json").write_text(json.dumps(_jsonable(self.training), indent=2))
+            (tmp / "training.json").write_text(json.dumps(jsonable(self.training), indent=2))
             if self.reliability is not None:
                 (tmp / "reliability.json").write_text(
-                    json.dumps(_jsonable(self.reliability), indent=2))
+                    json.dumps(jsonable(self.reliability), indent=2))
         return path
 
     @classmethod
@@ -624,32 +624,6 @@ def _torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def _jsonable(value):
-    """Plain JSON types (AnnData's uns and json.dumps both need them)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
-def _uns_safe(value):
-    """A copy h5ad can store: keys with None dropped, None inside lists written as NaN."""
-    if isinstance(value, dict):
-        return {k: _uns_safe(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        if any(isinstance(v, dict | list) for v in value):  # h5ad stores no ragged lists
-            return json.dumps(value)
-        return [np.nan if v is None else v for v in value]
-    return value
 
 
 class _Progress:

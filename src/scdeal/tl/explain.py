@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._io import atomic_path, write_text_atomic
+from .._io import atomic_path, jsonable, uns_safe, write_text_atomic
 from ..errors import ScdealError
 from .attribution import AttributionConfig, integrated_gradients, write_attributions
 from .critical_genes import CriticalGeneConfig, critical_genes
@@ -87,12 +87,6 @@ def _truth(adata: AnnData, config: ExplainConfig) -> tuple[str | None, pd.Series
         raise ScdealError(f"the predictions have no label column {key!r}; pass --label-key "
                           "with one of their obs columns")
     return key, binary_labels(adata.obs, key, config.label_map)
-
-
-def _h5ad_safe(value):
-    if isinstance(value, dict):
-        return {k: _h5ad_safe(v) for k, v in value.items() if v is not None}
-    return value
 
 
 def explain_run(run_dir: str | Path, config: ExplainConfig | None = None) -> dict:
@@ -238,7 +232,7 @@ def explain_run(run_dir: str | Path, config: ExplainConfig | None = None) -> dic
             _write_csv(analysis.obs[cols].join(coords), run / "trajectory.csv", index=True)
     for key in ("scdeal_graph", "scdeal_trajectory"):
         if key in analysis.uns:
-            analysis.uns[key] = _h5ad_safe(dict(analysis.uns[key]))
+            analysis.uns[key] = uns_safe(dict(analysis.uns[key]))
     with atomic_path(run / "analysis.h5ad", suffix=".h5ad") as tmp:
         analysis.write_h5ad(tmp)
     timings["graph_and_trajectory"] = time.perf_counter() - t0
@@ -250,15 +244,9 @@ def explain_run(run_dir: str | Path, config: ExplainConfig | None = None) -> dic
                                       truth_key, config)
     timings["figures"] = time.perf_counter() - t0
     summary["timings_s"] = timings
-    summary["config"] = _h5ad_safe(json.loads(json.dumps(asdict(config), default=str)))
-    write_text_atomic(run / SUMMARY_FILE, json.dumps(summary, indent=2, default=_json_default))
+    summary["config"] = uns_safe(jsonable(asdict(config)))
+    write_text_atomic(run / SUMMARY_FILE, json.dumps(jsonable(summary), indent=2, default=str))
     return summary
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
 
 
 def _figures(folder: Path, adata, attr, cg, gs, analysis, enrichment, truth_key, config
