@@ -93,3 +93,22 @@ def test_bad_input(synthetic):
         gene_scores(expr, pd.Series(1, index=predicted.index), truth)
     with pytest.raises(ScdealError, match="n_null"):
         GeneScoreConfig(n_null=-1)
+
+
+def test_marker_genes_and_critical_genes_run_the_same_wilcoxon_test():
+    from scdeal.tl.critical_genes import rank_attributions
+    from scdeal.tl.gene_scores import marker_genes
+
+    rng = np.random.default_rng(3)
+    X = np.log1p(rng.poisson(1.0, size=(40, 8))).astype(np.float32)  # many ties, as in data
+    X[:20, 0] += 3
+    X[20:, 1] += 3
+    cells, genes = [f"c{i}" for i in range(40)], [f"G{i}" for i in range(8)]
+    expr = AnnData(X=X, obs=pd.DataFrame(index=cells), var=pd.DataFrame(index=genes))
+    labels = pd.Series(np.r_[np.ones(20, int), np.zeros(20, int)], index=cells)
+    markers = marker_genes(expr, labels, GeneScoreConfig(n_top=8, alpha=1.0))
+    scanpy_p = markers[markers["direction"] == "sensitive"].set_index("gene")["pvalue"]
+    assert len(scanpy_p) >= 6
+    scipy_p = rank_attributions(X, labels.to_numpy() == 1, genes).set_index("gene")["pvalue"]
+    np.testing.assert_allclose(scanpy_p.sort_index(), scipy_p[scanpy_p.index].sort_index(),
+                               rtol=1e-4)

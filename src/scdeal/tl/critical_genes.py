@@ -12,7 +12,8 @@ Definitions (``A_s`` / ``A_r`` = attribution of a gene to the sensitive / resist
 probability; "S" / "R" = the cells predicted sensitive / resistant):
 
 - **test**: ``A_s`` in S against ``A_s`` in R, two-sided Wilcoxon rank-sum
-  (:func:`scipy.stats.mannwhitneyu`), corrected over genes (Bonferroni by default);
+  (:func:`scipy.stats.mannwhitneyu`, the same setting as the gene scores' scanpy test),
+  corrected over genes (Bonferroni by default);
 - **effect size**: Cohen's d of ``A_s``, (mean over S - mean over R) / pooled SD. A positive d
   means the gene pushes S cells more towards "sensitive" than it pushes R cells, i.e. its
   attribution agrees with the call. The rank-biserial correlation ``2U/(n_S n_R) - 1`` (the
@@ -131,8 +132,8 @@ def rank_attributions(values: np.ndarray, in_group: np.ndarray, genes,
     -------
     DataFrame
         One row per gene, sorted by adjusted p then by decreasing effect: the Mann-Whitney U of
-        the group, two-sided p (scipy's asymptotic normal approximation with tie and continuity
-        correction), adjusted p, Cohen's d (pooled SD; 0 where both groups are constant), the
+        the group, two-sided p (scipy's asymptotic normal approximation with tie correction and
+        no continuity correction, the setting of :func:`scdeal.tl.gene_scores.marker_genes`), adjusted p, Cohen's d (pooled SD; 0 where both groups are constant), the
         rank-biserial correlation ``2U / (n1 n2) - 1``, the two means and their difference.
 
     Examples
@@ -148,7 +149,11 @@ def rank_attributions(values: np.ndarray, in_group: np.ndarray, genes,
         raise ScdealError(f"critical genes need at least 2 cells in each predicted group, got "
                           f"{n1} and {n0}; the model predicts (almost) every cell the same")
     a, b = values[in_group], values[~in_group]
-    u, p = stats.mannwhitneyu(a, b, alternative="two-sided", method="asymptotic", axis=0)
+    # scdeal's one Wilcoxon rank-sum setting, shared with gene_scores.marker_genes (which runs
+    # it through scanpy's sparse, chunked rank_genes_groups on expression matrices): two-sided,
+    # normal approximation, tie-corrected, no continuity correction.
+    u, p = stats.mannwhitneyu(a, b, alternative="two-sided", method="asymptotic",
+                              use_continuity=False, axis=0)
     p = np.where(np.isnan(p), 1.0, p)  # constant columns (no attribution anywhere)
     mean_a, mean_b = a.mean(0), b.mean(0)
     pooled = np.sqrt(((n1 - 1) * a.var(0, ddof=1) + (n0 - 1) * b.var(0, ddof=1)) / (n1 + n0 - 2))

@@ -91,8 +91,9 @@ def marker_genes(expr: AnnData, labels: pd.Series, config: GeneScoreConfig,
                  what: str = "labels") -> pd.DataFrame:
     """Top genes up in each group (1 = sensitive, 0 = resistant) with adjusted p < alpha.
 
-    Runs ``scanpy.tl.rank_genes_groups(method='wilcoxon')`` on a private copy of ``expr``'s
-    matrix (cells with a missing label are left out). Returns columns direction, rank, gene,
+    Runs ``scanpy.tl.rank_genes_groups(method='wilcoxon', tie_correct=True)`` (the test
+    :func:`scdeal.tl.critical_genes.rank_attributions` runs through scipy; scanpy's works on
+    sparse matrices in chunks) on a private copy of ``expr``'s matrix (cells with a missing label are left out). Returns columns direction, rank, gene,
     score, logfoldchange (scanpy's; meaningful only for log-normalised data), pvalue,
     pvalue_adj.
     """
@@ -105,7 +106,7 @@ def marker_genes(expr: AnnData, labels: pd.Series, config: GeneScoreConfig,
         index=expr.obs_names[keep]), var=pd.DataFrame(index=expr.var_names))
     # Log-fold changes assume log data; for z-scores they are NaN (numpy would warn).
     with np.errstate(invalid="ignore", divide="ignore"):
-        sc.tl.rank_genes_groups(ad, "group", method="wilcoxon", use_raw=False,
+        sc.tl.rank_genes_groups(ad, "group", method="wilcoxon", use_raw=False, tie_correct=True,
                                 n_genes=min(config.n_top, ad.n_vars))
     rows = []
     for direction in DIRECTIONS:
