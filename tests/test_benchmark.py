@@ -257,7 +257,7 @@ def test_baselines_return_the_probability_of_sensitive(name):
 
 def test_domain_matrices_use_shared_genes_all_labels_and_per_domain_scaling(bulk, shared_dir):
     from scdeal.data.genes import harmonize_var_names
-    from scdeal.model._prepare import bulk_expression_on_symbols
+    from scdeal.model.prepare import bulk_expression_on_symbols
 
     case = load_case(BenchmarkCase("G", "Gefitinib", shared_dir / GEFITINIB, "response",
                                    "entrez"))

@@ -26,7 +26,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 from .errors import ScdealError
 
-_SUBMODULES = ("data", "datasets", "nn", "model", "tl", "pl", "benchmark", "cli")
+_SUBMODULES = ("data", "datasets", "nn", "model", "tl", "pl", "workflows", "benchmark", "cli")
 _EXPORTS = {"ScDEAL": "model", "ScDealConfig": "model"}
 
 __all__ = ["ScDEAL", "ScDealConfig", "ScdealError", "__version__", "data", "model", "nn", "pl",

@@ -21,7 +21,7 @@ from ..data.gdsc import BulkData
 from ..data.preprocess import preprocess_target
 from ..errors import ScdealError
 from ..model import ScDealConfig
-from ..model._prepare import (
+from ..model.prepare import (
     Standardizer,
     bulk_expression_on_symbols,
     check_finite,

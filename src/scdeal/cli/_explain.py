@@ -60,14 +60,8 @@ def _explain(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from ..tl import (
-        AttributionConfig,
-        CriticalGeneConfig,
-        ExplainConfig,
-        GeneScoreConfig,
-        GraphConfig,
-        explain_run,
-    )
+    from ..tl import AttributionConfig, CriticalGeneConfig, GeneScoreConfig, GraphConfig
+    from ..workflows import ExplainConfig, explain_run
     from ._run import label_map_from_args
 
     config = ExplainConfig(

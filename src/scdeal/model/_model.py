@@ -23,8 +23,8 @@ from ..data.neighbors import neighbors
 from ..data.preprocess import preprocess_target
 from ..errors import ScdealError
 from ..nn import DrugResponseNet, EnsembleNet, FeatureExtractor, ResponsePredictor
-from . import _prepare as prep
 from . import _training as train
+from . import prepare as prep
 from .config import ScDealConfig
 from .metrics import classification_metrics
 from .predictions import prediction_columns

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,7 +262,17 @@ def _paper_presets() -> dict[str, dict[str, Any]]:
     return presets
 
 
-PRESETS: dict[str, dict[str, Any]] = {"default": {}, **_paper_presets()}
+@functools.cache
+def presets() -> dict[str, dict[str, Any]]:
+    """Name -> configuration fields of every named configuration (built on first use: the
+    paper's come from :mod:`scdeal.datasets`, which importing this module does not load)."""
+    return {"default": {}, **_paper_presets()}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PRESETS":  # the former module constant, same content
+        return presets()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def preset(name: str) -> ScDealConfig:
@@ -272,6 +283,7 @@ def preset(name: str) -> ScDealConfig:
     >>> preset("paper_GSE117872_HN120").latent_dim
     512
     """
-    if name not in PRESETS:
-        raise ScdealError(f"unknown preset {name!r}; available: {', '.join(PRESETS)}")
-    return ScDealConfig(**PRESETS[name])
+    known = presets()
+    if name not in known:
+        raise ScdealError(f"unknown preset {name!r}; available: {', '.join(known)}")
+    return ScDealConfig(**known[name])

@@ -1,4 +1,5 @@
-"""Turning bulk data and a target AnnData into model-ready matrices.
+"""Turning bulk data and a target AnnData into model-ready matrices (public: the bulk-only
+baselines of :mod:`scdeal.benchmark` prepare their data with the same functions).
 
 Bulk: binary labels for the drug (missing dropped), genes on HGNC symbols, a stratified
 train/validation/test split, per-gene standardisation fitted on the training split only, and

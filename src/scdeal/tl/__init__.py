@@ -6,7 +6,6 @@
 - :func:`stability_test`: retraining on stratified 80% subsamples;
 - :func:`cell_graph`, :func:`trajectory`: UMAP, diffusion pseudotime, PAGA, layout;
 - :func:`over_representation` with :func:`read_gmt` / :func:`read_regulons`: enrichment;
-- :func:`explain_run`: all of it on a run folder (``scdeal explain``).
 """
 
 from .attribution import AttributionConfig, integrated_gradients, write_attributions
@@ -18,7 +17,6 @@ from .critical_genes import (
     rank_attributions,
 )
 from .enrichment import GeneSets, over_representation, read_gmt, read_regulons
-from .explain import ExplainConfig, explain_run
 from .gene_scores import GeneScoreConfig, GeneScores, empirical_pvalue, gene_scores
 from .stability import StabilityResult, stability_test, stratified_subsample
 from .trajectory import (
@@ -33,7 +31,6 @@ __all__ = [
     "AttributionConfig",
     "CriticalGeneConfig",
     "CriticalGenes",
-    "ExplainConfig",
     "GeneScoreConfig",
     "GeneScores",
     "GeneSets",
@@ -44,7 +41,6 @@ __all__ = [
     "choose_root",
     "critical_genes",
     "empirical_pvalue",
-    "explain_run",
     "gene_scores",
     "integrated_gradients",
     "over_representation",

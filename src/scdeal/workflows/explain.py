@@ -17,11 +17,11 @@ from anndata import AnnData
 
 from .._io import atomic_path, jsonable, uns_safe, write_text_atomic
 from ..errors import ScdealError
-from .attribution import AttributionConfig, integrated_gradients, write_attributions
-from .critical_genes import CriticalGeneConfig, critical_genes
-from .enrichment import RegulatorMode, over_representation, read_gmt, read_regulons
-from .gene_scores import GeneScoreConfig, gene_scores
-from .trajectory import GraphConfig, cell_graph, pseudotime_correlations, trajectory
+from ..tl.attribution import AttributionConfig, integrated_gradients, write_attributions
+from ..tl.critical_genes import CriticalGeneConfig, critical_genes
+from ..tl.enrichment import RegulatorMode, over_representation, read_gmt, read_regulons
+from ..tl.gene_scores import GeneScoreConfig, gene_scores
+from ..tl.trajectory import GraphConfig, cell_graph, pseudotime_correlations, trajectory
 
 log = logging.getLogger(__name__)
 
