@@ -10,8 +10,6 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
-
 from ._run import write_run
 
 
@@ -36,27 +34,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     from ..data import load_gdsc
-    from ..data.simulate import SimulationConfig, simulate_cells_from_lines
-    from ..errors import ScdealError
+    from ..data.simulate import demo_target
     from ..model import ScDEAL, ScDealConfig
 
     started = time.perf_counter()
     bulk = load_gdsc()
     drug = bulk.resolve_drug(args.drug)
-    labels = bulk.labels_for(drug)[0].labels.dropna().astype(int)
-    rng = np.random.default_rng(args.seed)
-    held = []
-    for cls in (1, 0):
-        lines = labels.index[labels == cls].to_numpy()
-        if len(lines) < 2 * args.lines_per_class:
-            raise ScdealError(f"{drug} has only {len(lines)} lines of class {cls}; "
-                              "lower --lines-per-class")
-        held += list(rng.choice(lines, args.lines_per_class, replace=False))
+    target, held = demo_target(bulk, drug, lines_per_class=args.lines_per_class,
+                               cells_per_line=args.cells_per_line, n_genes=args.n_genes,
+                               seed=args.seed)
     train_bulk = bulk.without_lines(held)
-    genes = bulk.expression.var().nlargest(args.n_genes).index
-    target = simulate_cells_from_lines(
-        bulk.expression.loc[held, genes], labels.loc[held],
-        SimulationConfig(cells_per_line=args.cells_per_line, seed=args.seed))
     read_s = time.perf_counter() - started
     print(f"scdeal demo: {drug}; training on {train_bulk.expression.shape[0]} GDSC lines, "
           f"predicting {target.n_obs} SIMULATED cells from {len(held)} held-out lines "

@@ -77,3 +77,27 @@ def simulate_cells_from_lines(
         **{k: v for k, v in config.__dict__.items()},
     }
     return adata
+
+
+def demo_target(bulk, drug: str, *, lines_per_class: int = 12, cells_per_line: int = 25,
+                n_genes: int = 2000, seed: int = 0) -> tuple[AnnData, list[str]]:
+    """The target of ``scdeal demo``: cells simulated from ``lines_per_class`` GDSC lines of
+    each class of ``drug``, drawn at random, on the ``n_genes`` most variable genes.
+
+    Returns the cells (labels in ``obs['sensitive']``) and the lines they come from (hold
+    them out of training: ``bulk.without_lines(held)``).
+    """
+    labels = bulk.labels_for(drug)[0].labels.dropna().astype(int)
+    rng = np.random.default_rng(seed)
+    held = []
+    for cls in (1, 0):
+        lines = labels.index[labels == cls].to_numpy()
+        if len(lines) < 2 * lines_per_class:
+            raise ScdealError(f"{drug} has only {len(lines)} lines of class {cls}; "
+                              "lower --lines-per-class")
+        held += list(rng.choice(lines, lines_per_class, replace=False))
+    genes = bulk.expression.var().nlargest(n_genes).index
+    target = simulate_cells_from_lines(
+        bulk.expression.loc[held, genes], labels.loc[held],
+        SimulationConfig(cells_per_line=cells_per_line, seed=seed))
+    return target, held

@@ -32,7 +32,9 @@ def save_figure(fig: Figure, folder: str | Path, name: str, formats=FORMATS,
     --------
     >>> fig = new_figure(3, 2)
     >>> _ = fig.add_subplot().plot([0, 1], [0, 1])
-    >>> paths = save_figure(fig, tmp_dir, "line")      # doctest: +SKIP
+    >>> import tempfile
+    >>> [p.name for p in save_figure(fig, tempfile.mkdtemp(), "line")]
+    ['line.png', 'line.pdf']
     """
     folder = Path(folder)
     paths = []

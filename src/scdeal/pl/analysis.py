@@ -21,7 +21,19 @@ def gene_score_regression(scores: pd.DataFrame, correlations: pd.DataFrame,
 
     Examples
     --------
-    >>> fig = gene_score_regression(res.scores, res.correlations, res.null)   # doctest: +SKIP
+    With the result ``res`` of :func:`scdeal.tl.gene_scores`, or tables of the same columns:
+
+    >>> rng = np.random.default_rng(0)
+    >>> scores = pd.DataFrame(rng.random((30, 4)), columns=[
+    ...     "sensitive_score_pred", "sensitive_score_true", "resistant_score_pred",
+    ...     "resistant_score_true"])
+    >>> correlations = pd.DataFrame({"direction": ["sensitive", "resistant"],
+    ...                              "pearson_r": [0.6, 0.4], "p_empirical": [0.01, 0.2],
+    ...                              "n_null": [100, 100], "n_genes_pred": [50, 50],
+    ...                              "n_genes_true": [50, 50]})
+    >>> null = {"sensitive": rng.normal(0, 0.1, 100), "resistant": rng.normal(0, 0.1, 100)}
+    >>> len(gene_score_regression(scores, correlations, null).axes)
+    4
     """
     if correlations.empty:
         raise ScdealError("no gene-score correlations to draw (truth labels are needed)")
@@ -63,7 +75,18 @@ def attribution_heatmap(attr, sensitive_genes, resistant_genes, *, n_top: int = 
 
     Examples
     --------
-    >>> fig = attribution_heatmap(attr, cg.sensitive["gene"], cg.resistant["gene"])  # doctest: +SKIP
+    With ``attr`` from :func:`scdeal.tl.integrated_gradients` and ``cg`` from
+    :func:`scdeal.tl.critical_genes` (``cg.sensitive["gene"]``, ``cg.resistant["gene"]``), or:
+
+    >>> from anndata import AnnData
+    >>> rng = np.random.default_rng(0)
+    >>> obs = pd.DataFrame({"sens_label": [1, 0] * 5, "sens_preds": rng.random(10)},
+    ...                    index=[f"c{i}" for i in range(10)])
+    >>> attr = AnnData(obs=obs,
+    ...                var=pd.DataFrame(index=["G1", "G2", "G3"]))
+    >>> attr.layers["ig_sensitive"] = rng.normal(size=(10, 3))
+    >>> len(attribution_heatmap(attr, ["G1"], ["G2", "G3"]).axes)  # strip, heatmap, colour bar
+    3
     """
     genes = list(dict.fromkeys(list(sensitive_genes)[:n_top] + list(resistant_genes)[:n_top]))
     if not genes:
@@ -111,6 +134,9 @@ def trajectory_panels(traj, groupby: str, *, keys=("rest_preds",), n_cols: int =
 
     Examples
     --------
+    With ``traj`` from :func:`scdeal.tl.trajectory` (not run here: UMAP, PAGA and diffusion
+    pseudotime take a while; tests/test_tl_trajectory.py runs them):
+
     >>> fig = trajectory_panels(traj, "cell_color", keys=["rest_preds"])   # doctest: +SKIP
     """
     info = traj.uns.get("scdeal_trajectory", {})
@@ -209,8 +235,13 @@ def enrichment_barplot(table: pd.DataFrame, title: str, n_terms: int = 15) -> Fi
 
     Examples
     --------
-    >>> fig = enrichment_barplot(over_representation(genes, hallmark, background),
-    ...                          "hallmark")                          # doctest: +SKIP
+    With a table from :func:`scdeal.tl.over_representation`, or one of its columns:
+
+    >>> table = pd.DataFrame({"term": ["APOPTOSIS", "MYC_TARGETS"], "description": ["", ""],
+    ...                       "pvalue": [1e-4, 0.02], "pvalue_adj": [2e-4, 0.04],
+    ...                       "overlap": [8, 5], "set_size": [160, 200]})
+    >>> [t.get_text() for t in enrichment_barplot(table, "hallmark").axes[0].get_yticklabels()]
+    ['MYC_TARGETS', 'APOPTOSIS']
     """
     if table.empty:
         raise ScdealError(f"no enrichment results to draw for {title}")

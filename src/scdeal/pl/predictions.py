@@ -72,7 +72,12 @@ def prediction_panels(coords: np.ndarray, obs: pd.DataFrame, *, truth_key: str |
 
     Examples
     --------
-    >>> fig = prediction_panels(graph.obsm["X_umap"], graph.obs, truth_key="response")  # doctest: +SKIP
+    >>> rng = np.random.default_rng(0)
+    >>> obs = pd.DataFrame({"response": [1, 0] * 10, "sens_preds": rng.random(20)})
+    >>> obs["sens_label"] = (obs["sens_preds"] >= 0.5).astype(int)
+    >>> fig = prediction_panels(rng.normal(size=(20, 2)), obs, truth_key="response")
+    >>> [ax.get_title() for ax in fig.axes][:3]
+    ['truth (response)', 'predicted label', 'P(sensitive)']
     """
     panels = []
     if truth_key and truth_key in obs:

@@ -218,8 +218,21 @@ def critical_genes(attr: AnnData, config: CriticalGeneConfig | None = None, *,
 
     Examples
     --------
-    >>> cg = critical_genes(attr)                          # doctest: +SKIP
-    >>> cg.sensitive.head()                                # doctest: +SKIP
+    On the output of :func:`scdeal.tl.integrated_gradients`, or a tiny stand-in: G1 is
+    expressed more in, and pushes towards "sensitive", the cells predicted sensitive.
+
+    >>> rng = np.random.default_rng(0)
+    >>> label = np.r_[np.ones(20, int), np.zeros(20, int)]
+    >>> attr = AnnData(obs=pd.DataFrame({"sens_label": label}, index=[f"c{i}" for i in range(40)]),
+    ...                var=pd.DataFrame(index=["G1", "G2", "G3"]))
+    >>> attr.layers["ig_sensitive"] = rng.normal(size=(40, 3)) * 0.1
+    >>> attr.layers["ig_sensitive"][:, 0] += 0.5 * label
+    >>> attr.layers["ig_resistant"] = -attr.layers["ig_sensitive"]
+    >>> attr.layers["input"] = rng.normal(size=(40, 3))
+    >>> attr.layers["input"][:, 0] += 2 * label
+    >>> cg = critical_genes(attr)
+    >>> cg.sensitive["gene"].tolist(), cg.resistant["gene"].tolist()
+    (['G1'], [])
     """
     config = config or CriticalGeneConfig()
     for layer in (SENSITIVE_LAYER, RESISTANT_LAYER, INPUT_LAYER):

@@ -71,8 +71,13 @@ def read_gmt(path: str | Path, name: str | None = None) -> GeneSets:
 
     Examples
     --------
-    >>> hallmark = read_gmt("h.all.v2024.1.Hs.symbols.gmt")      # doctest: +SKIP
-    >>> len(hallmark), hallmark.sets["HALLMARK_APOPTOSIS"][:3]   # doctest: +SKIP
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "tiny.gmt"
+    >>> _ = path.write_text("HALLMARK_APOPTOSIS\\turl\\tCASP3\\tBAX\\tBCL2\\n"
+    ...                     "HALLMARK_MYC_TARGETS_V1\\turl\\tMYC\\tNPM1\\n")
+    >>> hallmark = read_gmt(path)
+    >>> len(hallmark), hallmark.sets["HALLMARK_APOPTOSIS"][:3]
+    (2, ['CASP3', 'BAX', 'BCL2'])
     """
     path = Path(path)
     if not path.is_file():
@@ -121,8 +126,11 @@ def read_regulons(path: str | Path, *, mode: RegulatorMode = "all",
 
     Examples
     --------
-    >>> regulons = read_regulons("collectri_human.decoupler.csv")   # doctest: +SKIP
-    >>> regulons.sets["MYC"][:3]                                     # doctest: +SKIP
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "collectri.csv"
+    >>> _ = path.write_text("source,target,weight\\nMYC,NPM1,1\\nMYC,CDKN1A,-1\\nMYC,NCL,1\\n")
+    >>> read_regulons(path).sets["MYC"], read_regulons(path, mode="activation").sets["MYC"]
+    (['NPM1', 'CDKN1A', 'NCL'], ['NPM1', 'NCL'])
     """
     path = Path(path)
     if not path.is_file():
