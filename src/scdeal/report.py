@@ -177,6 +177,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *,
 
     Examples
     --------
+    Not run here: it needs a run folder (tests/test_cli_explain.py reports on one).
+
     >>> build_report("runs/plx")        # doctest: +SKIP
     PosixPath('runs/plx/report.html')
     """

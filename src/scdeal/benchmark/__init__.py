@@ -6,8 +6,14 @@ importing torch.
 
 Examples
 --------
->>> from scdeal.benchmark import parse_methods, read_cases, run_benchmark
->>> cases = read_cases("benchmarks/cases.toml", data_dir="/data")          # doctest: +SKIP
+>>> from scdeal.benchmark import parse_methods
+>>> [m.name for m in parse_methods("scdeal,logreg")]
+['scdeal', 'logreg']
+
+Not run here (minutes of training on the real cases; tests/test_benchmark.py runs a small one):
+
+>>> from scdeal.benchmark import read_cases, run_benchmark
+>>> cases = read_cases("benchmarks/cases.toml", data_dir="../shared/data")   # doctest: +SKIP
 >>> table = run_benchmark(cases, parse_methods("scdeal,logreg"), seeds=range(3))  # doctest: +SKIP
 """
 

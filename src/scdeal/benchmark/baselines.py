@@ -63,10 +63,16 @@ def domain_matrices(bulk: BulkData, drug: str, target: AnnData, *, gene_ids: str
 
     Examples
     --------
-    >>> m = domain_matrices(bulk, "Gefitinib", cells, gene_ids="entrez",
-    ...                     config=ScDealConfig())                       # doctest: +SKIP
-    >>> m.X_bulk.shape[1] == m.X_target.shape[1]                          # doctest: +SKIP
-    True
+    Cells simulated from 6 GDSC lines (their genes are GDSC's, as symbols):
+
+    >>> from scdeal.data import load_gdsc
+    >>> from scdeal.data.simulate import demo_target
+    >>> bulk = load_gdsc()                                               # doctest: +GDSC_DATA
+    >>> cells, held = demo_target(bulk, "Gefitinib", lines_per_class=3, cells_per_line=5)
+    >>> m = domain_matrices(bulk.without_lines(held), "Gefitinib", cells, gene_ids="symbol",
+    ...                     config=ScDealConfig())
+    >>> m.X_bulk.shape[1] == m.X_target.shape[1], len(m.X_target)
+    (True, 30)
     """
     expression, _ = bulk_expression_on_symbols(bulk)
     binarized, _ = bulk.labels_for(drug, release=config.release, metric=config.metric,
@@ -98,8 +104,18 @@ def fit_predict_baseline(baseline: Baseline, matrices: DomainMatrices, seed: int
 
     Examples
     --------
+    With ``m`` from :func:`domain_matrices`, or a small stand-in:
+
     >>> from scdeal.benchmark.methods import METHODS
-    >>> prob = fit_predict_baseline(METHODS["logreg"], m, seed=0)         # doctest: +SKIP
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.r_[np.ones(20, int), np.zeros(20, int)]
+    >>> m = DomainMatrices(X_bulk=rng.normal(size=(40, 5)) + y[:, None], y_bulk=y,
+    ...                    X_target=rng.normal(size=(6, 5)) + [[2], [2], [2], [-2], [-2], [-2]],
+    ...                    cells=pd.Index([f"c{i}" for i in range(6)]),
+    ...                    genes=[f"G{i}" for i in range(5)])
+    >>> prob = fit_predict_baseline(METHODS["logreg"], m, seed=0)
+    >>> bool((prob.iloc[:3] > 0.5).all() and (prob.iloc[3:] < 0.5).all())
+    True
     """
     from sklearn.utils.class_weight import compute_sample_weight
     from threadpoolctl import threadpool_limits

@@ -88,9 +88,13 @@ def read_cases(path: str | os.PathLike, *, data_dir: str | os.PathLike | None = 
 
     Examples
     --------
-    >>> cases = read_cases("benchmarks/cases.toml", data_dir="/data")   # doctest: +SKIP
-    >>> [c.name for c in cases]                                         # doctest: +SKIP
-    ['Gefitinib', 'Afatinib', 'PLX4720']
+    >>> from pathlib import Path
+    >>> _ = Path("cells.csv").write_text("cell,TP53,EGFR,response\\nc1,0,3,1\\nc2,1,0,0\\n")
+    >>> _ = Path("cases.toml").write_text(
+    ...     '[[case]]\\nname = "tiny"\\ndrug = "Gefitinib"\\ntarget = "cells.csv"\\n'
+    ...     'label_key = "response"\\ngene_ids = "symbol"\\n')
+    >>> [(c.name, c.target.name, c.gene_ids) for c in read_cases("cases.toml", data_dir=".")]
+    [('tiny', 'cells.csv', 'symbol')]
     """
     path = Path(path)
     if not path.is_file():

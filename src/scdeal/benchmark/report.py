@@ -54,6 +54,8 @@ def write_outputs(table: pd.DataFrame, out: str | os.PathLike, *, cases: Sequenc
 
     Examples
     --------
+    Not run here: it needs a results table (tests/test_benchmark.py writes one).
+
     >>> paths = write_outputs(table, "bench", cases=cases, methods=methods,
     ...                       info=RunInfo("scdeal benchmark ...", seeds=range(5)))  # doctest: +SKIP
     """

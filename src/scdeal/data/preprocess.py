@@ -59,7 +59,9 @@ class PreprocessConfig:
 
     Examples
     --------
-    >>> PreprocessConfig(max_pct_mito=5.0, target_sum=None)  # the original code's choices
+    >>> original = PreprocessConfig(max_pct_mito=5.0, target_sum=None)  # the original's choices
+    >>> original.max_pct_mito, original.target_sum, original.min_genes
+    (5.0, None, 200)
     """
 
     input_kind: InputKind = "auto"
@@ -127,8 +129,17 @@ def preprocess_target(adata: AnnData, config: PreprocessConfig | None = None, *,
 
     Examples
     --------
-    >>> out = preprocess_target(adata, PreprocessConfig(n_top_genes=2000))
-    >>> out.uns["scdeal_preprocess"]["steps"]
+    >>> import pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> adata = AnnData(rng.poisson(2.0, size=(50, 300)).astype(np.float32),
+    ...                 var=pd.DataFrame(index=[f"G{i}" for i in range(300)]))
+    >>> out = preprocess_target(adata, PreprocessConfig(n_top_genes=100))
+    >>> out.shape, out.uns["scdeal_preprocess"]["input_kind"]
+    ((50, 100), 'counts')
+    >>> out.uns["scdeal_preprocess"]["steps"]  # doctest: +NORMALIZE_WHITESPACE
+    ['filter_cells(min_genes=200)', 'filter_genes(min_cells=3)',
+     'normalize_total(target_sum=10000.0)', 'log1p',
+     "highly_variable_genes(flavor='seurat', n_top_genes=100)"]
     """
     import scanpy as sc
 

@@ -107,6 +107,8 @@ def fetch_dataset(key: str, *, from_dir: str | Path | None = None,
 
     Examples
     --------
+    Not run here: it needs GEO's files (a download, or a folder of them).
+
     >>> from scdeal.datasets import fetch_dataset
     >>> folder = fetch_dataset("GSE112274", from_dir="downloads/GSE112274")  # doctest: +SKIP
     """

@@ -89,6 +89,8 @@ def load_dataset(key: str, source_dir: str | Path | None = None, *, exclude_holi
 
     Examples
     --------
+    Not run here: it needs GEO's files (a download, or a folder of them).
+
     >>> from scdeal.datasets import load_dataset
     >>> adata = load_dataset("GSE117872_HN120", "downloads/GSE117872")  # doctest: +SKIP
     >>> adata.obs["sensitive"].value_counts()  # doctest: +SKIP

@@ -64,12 +64,21 @@ class ScDEAL:
 
     Examples
     --------
+    Cells simulated from 6 held-out GDSC lines, tiny settings (the defaults train longer):
+
     >>> import scdeal
-    >>> model = scdeal.ScDEAL(transfer_epochs=30)                  # doctest: +SKIP
-    >>> model.fit(adata, drug="Gefitinib", gene_ids="entrez")      # doctest: +SKIP
-    >>> model.predict(adata)                                       # doctest: +SKIP
-    >>> adata.obs["sens_preds"].head()                             # doctest: +SKIP
-    >>> model.save("gefitinib_model")                              # doctest: +SKIP
+    >>> from scdeal.data.simulate import demo_target
+    >>> bulk = scdeal.data.load_gdsc()                                         # doctest: +GDSC_DATA
+    >>> adata, held = demo_target(bulk, "Gefitinib", lines_per_class=3, cells_per_line=10)
+    >>> model = scdeal.ScDEAL(n_models=1, pretrain_epochs=3, predictor_epochs=3,
+    ...                       transfer_epochs=3)
+    >>> model.fit(adata, drug="Gefitinib", bulk=bulk.without_lines(held), gene_ids="symbol")
+    ScDEAL(drug='Gefitinib', genes=2000, extractor='dae', gene_space='shared')
+    >>> model.predict(adata, label_key="sensitive")
+    >>> bool(adata.obs["sens_preds"].between(0, 1).all()), sorted(adata.uns["scdeal"]["metrics"])[:2]
+    (True, ['ap', 'auroc'])
+    >>> model.save("gefitinib_model").name
+    'gefitinib_model'
     """
 
     def __init__(self, config: ScDealConfig | dict | str | None = None, **overrides: Any):

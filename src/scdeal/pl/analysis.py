@@ -134,10 +134,19 @@ def trajectory_panels(traj, groupby: str, *, keys=("rest_preds",), n_cols: int =
 
     Examples
     --------
-    With ``traj`` from :func:`scdeal.tl.trajectory` (not run here: UMAP, PAGA and diffusion
-    pseudotime take a while; tests/test_tl_trajectory.py runs them):
+    With ``traj`` from :func:`scdeal.tl.trajectory` (in use: ``"cell_color"``):
 
-    >>> fig = trajectory_panels(traj, "cell_color", keys=["rest_preds"])   # doctest: +SKIP
+    >>> from anndata import AnnData
+    >>> from scdeal.tl import cell_graph, trajectory
+    >>> rng = np.random.default_rng(0)
+    >>> expr = AnnData(rng.normal(size=(60, 30)).astype(np.float32),
+    ...                obs=pd.DataFrame({"state": pd.Categorical(["a", "b", "c"] * 20),
+    ...                                  "rest_preds": rng.random(60)},
+    ...                                 index=[f"c{i}" for i in range(60)]))
+    >>> traj = trajectory(cell_graph(expr), groupby="state", root="a")
+    >>> fig = trajectory_panels(traj, "state", keys=["rest_preds"])
+    >>> len(fig.axes) >= 4
+    True
     """
     info = traj.uns.get("scdeal_trajectory", {})
     layout = info.get("layout", "X_draw_graph_fr")

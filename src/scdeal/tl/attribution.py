@@ -131,8 +131,10 @@ def integrated_gradients(model, adata: AnnData, config: AttributionConfig | None
 
     Examples
     --------
+    Not run here: it needs a fitted model (tests/test_tl_attribution.py trains a small one).
+
     >>> attr = integrated_gradients(model, adata, obs=predictions.obs)   # doctest: +SKIP
-    >>> attr.write_h5ad("attr_integrated_gradient.h5ad")                  # doctest: +SKIP
+    >>> write_attributions(attr, "attr_integrated_gradient.h5ad")         # doctest: +SKIP
     """
     from captum.attr import IntegratedGradients
 
@@ -196,7 +198,11 @@ def write_attributions(attr: AnnData, path) -> None:
 
     Examples
     --------
-    >>> write_attributions(attr, "run/attr_integrated_gradient.h5ad")   # doctest: +SKIP
+    >>> import anndata
+    >>> attr = AnnData(np.zeros((2, 3), dtype=np.float32))
+    >>> write_attributions(attr, "run/attr_integrated_gradient.h5ad")
+    >>> anndata.read_h5ad("run/attr_integrated_gradient.h5ad").shape
+    (2, 3)
     """
     from .._io import atomic_path
 

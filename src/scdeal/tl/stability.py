@@ -108,6 +108,8 @@ def stability_test(adata: AnnData, drug: str, label_key: str, *, config=None,
 
     Examples
     --------
+    Not run here: it trains ``repeats`` models (tests/test_tl_stability.py runs a small one).
+
     >>> res = stability_test(adata, "PLX4720", "response", gene_ids="entrez")  # doctest: +SKIP
     >>> res.summary.set_index("metric").loc["auroc", ["mean", "sd"]]         # doctest: +SKIP
     """

@@ -58,8 +58,15 @@ def cell_graph(expr: AnnData, config: GraphConfig | None = None, *,
 
     Examples
     --------
-    >>> graph = cell_graph(model.prepare_target(adata))     # doctest: +SKIP
-    >>> graph.obsm["X_umap"].shape                           # doctest: +SKIP
+    In use, ``cell_graph(model.prepare_target(adata))``; on 60 random cells:
+
+    >>> rng = np.random.default_rng(0)
+    >>> expr = AnnData(rng.normal(size=(60, 30)).astype(np.float32),
+    ...                obs=pd.DataFrame({"state": pd.Categorical(["a", "b", "c"] * 20)},
+    ...                                 index=[f"c{i}" for i in range(60)]))
+    >>> graph = cell_graph(expr)
+    >>> graph.obsm["X_umap"].shape, graph.X is expr.X
+    ((60, 2), True)
     """
     import scanpy as sc
 
@@ -137,8 +144,15 @@ def trajectory(graph: AnnData, groupby: str, root: str | None = None,
 
     Examples
     --------
-    >>> traj = trajectory(cell_graph(expr), groupby="cell_color", root="HN120P")  # doctest: +SKIP
-    >>> traj.obs["dpt_pseudotime"].describe()                                     # doctest: +SKIP
+    On 60 random cells in three states (in use: ``groupby="cell_color", root="HN120P"``):
+
+    >>> rng = np.random.default_rng(0)
+    >>> expr = AnnData(rng.normal(size=(60, 30)).astype(np.float32),
+    ...                obs=pd.DataFrame({"state": pd.Categorical(["a", "b", "c"] * 20)},
+    ...                                 index=[f"c{i}" for i in range(60)]))
+    >>> traj = trajectory(cell_graph(expr), groupby="state", root="a")
+    >>> traj.uns["scdeal_trajectory"]["root_group"], "dpt_pseudotime" in traj.obs
+    ('a', True)
     """
     import scanpy as sc
 

@@ -109,6 +109,8 @@ def explain_run(run_dir: str | Path, config: ExplainConfig | None = None) -> dic
 
     Examples
     --------
+    Not run here: it needs a run folder (tests/test_cli_explain.py makes one and explains it).
+
     >>> summary = explain_run("runs/plx", ExplainConfig(groupby="response", root="1"))  # doctest: +SKIP
     """
     from ..model import ScDEAL
