@@ -22,7 +22,15 @@ from ..data.gdsc import BulkData
 from ..data.neighbors import neighbors
 from ..data.preprocess import preprocess_target
 from ..errors import ScdealError
-from ..nn import DrugResponseNet, EnsembleNet, FeatureExtractor, ResponsePredictor
+from ..nn import (
+    DrugResponseNet,
+    EnsembleNet,
+    ExtractorConfig,
+    FeatureExtractor,
+    PredictorConfig,
+    ResponsePredictor,
+    config_for,
+)
 from . import _training as train
 from . import prepare as prep
 from .config import ScDealConfig
@@ -355,16 +363,12 @@ class ScDEAL:
         self.bulk_net = combine([m.bulk_net for m in self.members])
 
     def _predictor(self) -> ResponsePredictor:
-        cfg = self.config
-        return ResponsePredictor(cfg.latent_dim, cfg.predictor_dims, dropout=cfg.dropout,
-                                 batch_norm=cfg.batch_norm, activation=cfg.activation)
+        return ResponsePredictor.from_config(config_for(
+            PredictorConfig, self.config, hidden_dims=self.config.predictor_dims))
 
     def _extractor(self, n_genes: int) -> FeatureExtractor:
-        cfg = self.config
-        return FeatureExtractor(n_genes, cfg.hidden_dims, cfg.latent_dim, kind=cfg.extractor,
-                                dropout=cfg.dropout, batch_norm=cfg.batch_norm,
-                                activation=cfg.activation, noise=cfg.noise,
-                                noise_rate=cfg.noise_rate)
+        return FeatureExtractor.from_config(config_for(
+            ExtractorConfig, self.config, n_genes=n_genes, kind=self.config.extractor))
 
     def _clusters(self, extractor: FeatureExtractor, X: torch.Tensor, seed: int) -> torch.Tensor:
         """Leiden clusters of the target cells on M_s's pre-trained embedding."""

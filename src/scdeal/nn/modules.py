@@ -18,7 +18,7 @@ Output column order everywhere: 0 = resistant, 1 = sensitive.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import NamedTuple
 
 import torch
@@ -44,6 +44,7 @@ __all__ = [
     "ResponsePredictor",
     "SensitivityProbability",
     "class_probabilities",
+    "config_for",
     "sensitive_probability",
 ]
 
@@ -95,6 +96,23 @@ class ExtractorOutput(NamedTuple):
     z: Tensor
     mu: Tensor | None = None
     logvar: Tensor | None = None
+
+
+def config_for(config_type: type, options: object, **given) -> ExtractorConfig | PredictorConfig:
+    """An :class:`ExtractorConfig` or :class:`PredictorConfig` taking each field from
+    ``given`` or else from the same-named attribute of ``options`` (e.g. a model's
+    configuration), so the argument lists are written once, in the dataclasses.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> opts = SimpleNamespace(hidden_dims=(8,), latent_dim=4, dropout=0.0, batch_norm=False,
+    ...                        activation="elu")
+    >>> config_for(PredictorConfig, opts)
+    PredictorConfig(latent_dim=4, hidden_dims=(8,), dropout=0.0, batch_norm=False, activation='elu')
+    """
+    names = [f.name for f in fields(config_type)]
+    return config_type(**{n: given[n] if n in given else getattr(options, n) for n in names})
 
 
 class ExtractorLossTerms(NamedTuple):
@@ -240,17 +258,7 @@ class FeatureExtractor(nn.Module):
     @classmethod
     def from_config(cls, config: ExtractorConfig) -> FeatureExtractor:
         """Build an extractor from an :class:`ExtractorConfig` (e.g. read from a checkpoint)."""
-        return cls(
-            config.n_genes,
-            config.hidden_dims,
-            config.latent_dim,
-            kind=config.kind,
-            dropout=config.dropout,
-            batch_norm=config.batch_norm,
-            activation=config.activation,
-            noise=config.noise,
-            noise_rate=config.noise_rate,
-        )
+        return cls(**asdict(config))
 
     @property
     def kind(self) -> ExtractorKind:
@@ -415,13 +423,7 @@ class ResponsePredictor(nn.Module):
     @classmethod
     def from_config(cls, config: PredictorConfig) -> ResponsePredictor:
         """Build a head from a :class:`PredictorConfig`."""
-        return cls(
-            config.latent_dim,
-            config.hidden_dims,
-            dropout=config.dropout,
-            batch_norm=config.batch_norm,
-            activation=config.activation,
-        )
+        return cls(**asdict(config))
 
     def forward(self, z: Tensor) -> Tensor:
         """Logits of shape ``(n, 2)``: column 0 resistant, column 1 sensitive."""
