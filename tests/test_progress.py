@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from scdeal.model._model import _Progress
+from scdeal.model._progress import _Progress
 
 
 def _drive(progress: _Progress) -> None:
