@@ -9,7 +9,8 @@ diagnostics (:mod:`scdeal.model.reliability`) are computed from the members' pre
 the bulk test split, and the two are compared to see how often directions flip and whether the
 rule catches them.
 
-Drugs: ``--drugs`` of the GDSC2 drugs with at least 30 labelled lines per class, drawn with a
+Drugs: ``--drugs`` of the GDSC2 drugs with at least 2 x lines-per-class + 10 labelled lines
+per class, drawn with a
 fixed seed (``--drug-seed``) before anything was run; nothing about them was chosen on results.
 
 Each fit is written as one ``.npz`` (atomically) under ``OUT/fits/``; a rerun skips finished
@@ -17,7 +18,14 @@ fits, so an interrupted run resumes. ``--summarise`` (also run at the end) turns
 ``OUT/rows.csv``: one row per fit with AUROC (ensemble, per member, before transfer) and the
 diagnostics.
 
+``--cases FILE --data-dir DIR`` runs the same record on real labelled cases instead (e.g.
+``benchmarks/cases.toml``: the default configuration, replicate s with configuration seed
+5 s, as ``scdeal benchmark`` does), so the rule can be checked on real cells and on the
+members as single models.
+
     python benchmarks/dev_drugs.py --out benchmarks/dev_drugs --drugs 30 --seeds 2 --jobs 2
+    python benchmarks/dev_drugs.py --out benchmarks/dev_shared --cases benchmarks/cases.toml \
+        --data-dir ../shared/data --seeds 5 --jobs 2
 """
 
 from __future__ import annotations
@@ -33,17 +41,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-MIN_LINES_PER_CLASS = 30
 
-
-def choose_drugs(bulk, n: int, seed: int) -> list[str]:
+def choose_drugs(bulk, n: int, seed: int, min_per_class: int) -> list[str]:
     eligible = []
     for drug in bulk.drugs("GDSC2"):
         try:
             labels = bulk.labels_for(drug, release="GDSC2")[0].labels.dropna()
         except Exception:  # noqa: BLE001 - a drug the waterfall cannot label
             continue
-        if min((labels == 1).sum(), (labels == 0).sum()) >= MIN_LINES_PER_CLASS:
+        if min((labels == 1).sum(), (labels == 0).sum()) >= min_per_class:
             eligible.append(drug)
     rng = np.random.default_rng(seed)
     return sorted(rng.choice(eligible, size=min(n, len(eligible)), replace=False).tolist())
@@ -107,6 +113,34 @@ def run_fit(drug: str, seed: int, args: dict, path: Path) -> str:
     return f"{drug} seed {seed}: {meta['wall_s']:.0f} s"
 
 
+def run_case_fit(case, seed: int, args: dict, path: Path) -> str:
+    """One real case x seed: fit on the expression alone, store members' predictions."""
+    from scdeal.benchmark.runner import load_case, model_seed
+    from scdeal.model import ScDEAL, ScDealConfig
+
+    started = time.perf_counter()
+    item = load_case(case)
+    config = ScDealConfig(**args["overrides"])
+    config = config.replace(seed=model_seed(seed, config))
+    bulk = _bulk()
+    model = ScDEAL(config).fit(item.features.copy(), bulk.resolve_drug(case.drug), bulk=bulk,
+                               gene_ids=case.gene_ids)
+    X, names = model.target_matrix(item.features)
+    post, pre, _ = model._predict_members(X)
+    labels = item.labels.reindex(names).to_numpy()
+    keep = ~np.isnan(labels)
+    meta = {"drug": case.name, "seed": seed, "model_seed": config.seed,
+            "overrides": args["overrides"],
+            "bulk_test_metrics_per_model": model.training["bulk_test_metrics_per_model"],
+            "reliability": model.reliability, "wall_s": time.perf_counter() - started}
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, post=post[:, keep].astype(np.float32),
+                        pre=pre[:, keep].astype(np.float32), y=labels[keep].astype(int),
+                        lines=np.array([]), meta=json.dumps(meta))
+    os.replace(tmp, path)
+    return f"{case.name} seed {seed}: {meta['wall_s']:.0f} s"
+
+
 def summarise(out: Path) -> pd.DataFrame:
     from sklearn.metrics import roc_auc_score
 
@@ -120,6 +154,7 @@ def summarise(out: Path) -> pd.DataFrame:
             post, pre, y = npz["post"], npz["pre"], npz["y"]
             meta = json.loads(str(npz["meta"]))
         bulk_auroc = [m["auroc"] for m in meta["bulk_test_metrics_per_model"]]
+        # The diagnostics of the cells scored (for real cases: the labelled ones).
         diag = reliability_diagnostics(post, pre, bulk_auroc)
         row = {"drug": meta["drug"], "seed": meta["seed"], "n_cells": len(y),
                "auroc": roc_auc_score(y, post.mean(0)),
@@ -140,12 +175,15 @@ def main(argv=None) -> int:
     parser.add_argument("--drugs", type=int, default=30)
     parser.add_argument("--drug-seed", type=int, default=2026)
     parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--lines-per-class", type=int, default=8)
-    parser.add_argument("--cells-per-line", type=int, default=15)
+    # 20 lines a class: the cells' AUROC is then an AUROC over 40 lines, not a handful
+    parser.add_argument("--lines-per-class", type=int, default=20)
+    parser.add_argument("--cells-per-line", type=int, default=8)
     parser.add_argument("--n-genes", type=int, default=1500)
     parser.add_argument("--gene-bias-sd", type=float, default=0.5)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                         help="a ScDealConfig override, e.g. --set n_models=9")
+    parser.add_argument("--cases", type=Path, help="real labelled cases (TOML) instead of drugs")
+    parser.add_argument("--data-dir", type=Path, help="folder the case file's targets are in")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--summarise", action="store_true", help="only rebuild rows.csv")
     args = parser.parse_args(argv)
@@ -155,16 +193,29 @@ def main(argv=None) -> int:
         params = {"lines_per_class": args.lines_per_class, "cells_per_line": args.cells_per_line,
                   "n_genes": args.n_genes, "gene_bias_sd": args.gene_bias_sd,
                   "overrides": overrides}
-        drugs = choose_drugs(_bulk(), args.drugs, args.drug_seed)
-        (args.out / "drugs.txt").write_text("\n".join(drugs) + "\n")
-        todo = [(d, s) for s in range(args.seeds) for d in drugs
-                if not (args.out / "fits" / f"{fit_key(d, s)}.npz").exists()]
-        print(f"{len(todo)} fits to run ({len(drugs)} drugs x {args.seeds} seeds)", flush=True)
+        if args.cases:
+            from scdeal.benchmark import read_cases
+
+            units = {c.name: c for c in read_cases(args.cases, data_dir=args.data_dir)}
+            worker = run_case_fit
+        else:
+            # enough lines to hold out and still train on 10+ per class after the split
+            units = {d: d for d in choose_drugs(_bulk(), args.drugs, args.drug_seed,
+                                                2 * args.lines_per_class + 10)}
+            (args.out / "drugs.txt").write_text("\n".join(units) + "\n")
+            worker = run_fit
+        todo = [(name, s) for s in range(args.seeds) for name in units
+                if not (args.out / "fits" / f"{fit_key(name, s)}.npz").exists()]
+        print(f"{len(todo)} fits to run ({len(units)} x {args.seeds} seeds)", flush=True)
         import multiprocessing
 
-        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
-            futures = [ex.submit(run_fit, d, s, params, args.out / "fits" / f"{fit_key(d, s)}.npz")
-                       for d, s in todo]
+        from scdeal.benchmark.runner import _exit_with_parent  # workers end with this script
+
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_exit_with_parent) as ex:
+            futures = [ex.submit(worker, units[name], s, params,
+                                 args.out / "fits" / f"{fit_key(name, s)}.npz")
+                       for name, s in todo]
             for i, fut in enumerate(as_completed(futures), 1):
                 try:
                     print(f"[{i}/{len(todo)}] {fut.result()}", flush=True)

@@ -26,8 +26,8 @@ Examples
 >>> signal = rng.random(200)
 >>> agree = np.stack([signal + 0.05 * rng.random(200) for _ in range(5)])
 >>> d = reliability_diagnostics(agree, agree, bulk_test_auroc=[0.8] * 5)
->>> d["reliable"], round(d["member_agreement"], 2)
-(True, 0.99)
+>>> d["reliable"], d["member_agreement"] > 0.9
+(True, True)
 >>> noise = rng.random((5, 200))
 >>> reliability_diagnostics(noise, noise, bulk_test_auroc=[0.8] * 5)["reliable"]
 False
