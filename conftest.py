@@ -23,13 +23,6 @@ def _needs_gdsc(item) -> bool:
     return any(example.options.get(GDSC_DATA) for example in examples)
 
 
-# Doctests known to fail, with the reason; remove an entry once its example is fixed.
-KNOWN_FAILURES = {
-    "scdeal.model.reliability": "the module example expects member_agreement 0.99 and gets "
-                                "1.0; reliability.py is being reworked concurrently, fix it there",
-}
-
-
 def pytest_collection_modifyitems(config, items):
     have_data = (SHARED / "data" / "pypi").is_dir()
     skip = pytest.mark.skip(reason=f"needs the GDSC data in {SHARED}/data (set SCDEAL_SHARED_DIR)")
@@ -38,8 +31,6 @@ def pytest_collection_modifyitems(config, items):
             continue
         if not have_data and _needs_gdsc(item):
             item.add_marker(skip)
-        if item.name in KNOWN_FAILURES:
-            item.add_marker(pytest.mark.xfail(reason=KNOWN_FAILURES[item.name], strict=False))
 
 
 @pytest.fixture(autouse=True)
