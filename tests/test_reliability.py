@@ -48,7 +48,20 @@ def test_members_pointing_opposite_ways_are_unreliable():
     d = reliability_diagnostics(post, post, [0.9] * 4)
     assert d["member_agreement"] == pytest.approx(-1 / 3)
     assert d["direction_agreement"] == pytest.approx(2 / 6)
+    assert d["member_consensus"] == pytest.approx(-1.0)  # each member against the rest
     assert d["reliable"] is False and "disagree" in d["reason"]
+
+
+def test_consensus_tolerates_one_dissenting_member():
+    signal = np.linspace(0, 1, 60)
+    post = np.stack([signal] * 4 + [1 - signal])
+    d = reliability_diagnostics(post, post, [0.9] * 5)
+    assert d["member_agreement"] == pytest.approx((6 - 4) / 10)  # 6 pairs +1, 4 pairs -1
+    assert d["member_consensus"] == pytest.approx(1.0)  # the median member agrees with the rest
+    by_consensus = ReliabilityRule(statistic="member_consensus", min_agreement=0.5)
+    assert reliability_diagnostics(post, post, [0.9] * 5, rule=by_consensus)["reliable"] is True
+    with pytest.raises(ValueError, match="statistic"):
+        ReliabilityRule(statistic="median")
 
 
 def test_agreeing_members_with_a_weak_bulk_model_are_unreliable():
@@ -76,8 +89,8 @@ def test_rule_thresholds_are_used():
     signal = np.linspace(0, 1, 40)
     noisy = np.stack([signal + 0.4 * np.random.default_rng(i).random(40) for i in range(3)])
     d = reliability_diagnostics(noisy, noisy, [0.8] * 3)
-    strict = ReliabilityRule(min_member_agreement=d["member_agreement"] + 0.01)
-    loose = ReliabilityRule(min_member_agreement=d["member_agreement"] - 0.01)
+    strict = ReliabilityRule(min_agreement=d["member_agreement"] + 0.01)
+    loose = ReliabilityRule(min_agreement=d["member_agreement"] - 0.01)
     assert reliability_diagnostics(noisy, noisy, [0.8] * 3, rule=strict)["reliable"] is False
     assert reliability_diagnostics(noisy, noisy, [0.8] * 3, rule=loose)["reliable"] is True
 
@@ -129,7 +142,7 @@ def test_fit_records_diagnostics_of_its_members(ensemble, cells):
     assert rel["member_agreement"] == pytest.approx(np.mean(pairs), abs=1e-5)
     bulk_auroc = [m["auroc"] for m in ensemble.training["bulk_test_metrics_per_model"]]
     assert rel["bulk_test_auroc"] == pytest.approx(np.mean(bulk_auroc))
-    expected = (rel["member_agreement"] >= RULE.min_member_agreement
+    expected = (rel[RULE.statistic] >= RULE.min_agreement
                 and rel["bulk_test_auroc"] >= RULE.min_bulk_test_auroc)
     assert rel["reliable"] is expected
     assert ensemble.summary()["reliability"]["reliable"] is expected
@@ -173,7 +186,7 @@ def test_an_unreliable_fit_warns_in_the_api(bulk, cells, monkeypatch, caplog):
     import scdeal.model._model as model_module
 
     # A rule no fit can pass: the warning path, not the thresholds, is under test here.
-    impossible = ReliabilityRule(min_member_agreement=1.5)
+    impossible = ReliabilityRule(min_agreement=1.5)
     monkeypatch.setattr(model_module, "reliability_diagnostics",
                         partial(reliability_diagnostics, rule=impossible))
     model = ScDEAL(ScDealConfig(**TINY, n_models=2, seed=2))
@@ -194,7 +207,7 @@ def test_cli_run_reports_reliability_and_warns_once(shared_dir, gdsc_data_dir, t
     monkeypatch.setenv("SCDEAL_DATA_DIR", gdsc_data_dir)
     monkeypatch.setattr(model_module, "reliability_diagnostics",
                         partial(reliability_diagnostics,
-                                rule=ReliabilityRule(min_member_agreement=1.5)))
+                                rule=ReliabilityRule(min_agreement=1.5)))
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps({**TINY, "hidden_dims": [32], "predictor_dims": [8],
                                   "n_models": 2}))

@@ -11,8 +11,10 @@ members' agreement, measured on the cells themselves without labels, tells the t
 
 The rule (:data:`RULE`): a fit is **reliable** when
 
-- the members' P(sensitive) agree: mean pairwise Pearson correlation over the target cells
-  (``member_agreement``) of at least :attr:`ReliabilityRule.min_member_agreement`, and
+- the members' P(sensitive) agree: the rule's agreement statistic (:attr:`ReliabilityRule.
+  statistic`: ``member_agreement``, the mean pairwise Pearson correlation over the target
+  cells, or ``member_consensus``, the median member's correlation with the others' mean) is
+  at least :attr:`ReliabilityRule.min_agreement`, and
 - the bulk predictor separates the drug's held-out bulk test lines: mean test AUROC of the
   members (``bulk_test_auroc``) of at least :attr:`ReliabilityRule.min_bulk_test_auroc`.
 
@@ -38,21 +40,29 @@ True
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+AGREEMENT_STATISTICS = ("member_agreement", "member_consensus")
+
 
 @dataclass(frozen=True)
 class ReliabilityRule:
-    """Thresholds of the reliability verdict (fixed from development evidence only)."""
+    """The reliability verdict: which agreement statistic, and the thresholds (fixed from
+    development evidence only)."""
 
-    min_member_agreement: float = 0.5
+    statistic: str = "member_agreement"
+    min_agreement: float = 0.5
     min_bulk_test_auroc: float = 0.6
 
+    def __post_init__(self) -> None:
+        if self.statistic not in AGREEMENT_STATISTICS:
+            raise ValueError(f"statistic must be one of {', '.join(AGREEMENT_STATISTICS)}")
+
     def describe(self) -> str:
-        return (f"reliable when member_agreement >= {self.min_member_agreement} and "
+        return (f"reliable when {self.statistic} >= {self.min_agreement} and "
                 f"bulk_test_auroc >= {self.min_bulk_test_auroc}; null with one member")
 
 
@@ -96,7 +106,9 @@ def reliability_diagnostics(
     dict with ``n_members``; ``member_agreement`` (mean pairwise Pearson correlation of the
     members' P(sensitive) over the cells, ``None`` with one member) and
     ``member_agreement_pretransfer`` (the same before transfer); ``direction_agreement``
-    (fraction of member pairs whose correlation is positive); ``transfer_consistency`` (mean
+    (fraction of member pairs whose correlation is positive); ``member_consensus`` (median over
+    members of the correlation between a member and the mean of the others: high when most
+    members agree, even if one dissents); ``transfer_consistency`` (mean
     over members of the correlation between a member's predictions after and before transfer:
     negative means the transfer turned a member's direction round) and
     ``ensemble_transfer_consistency`` (the same for the averaged predictions);
@@ -115,6 +127,7 @@ def reliability_diagnostics(
         "member_agreement": None,
         "member_agreement_pretransfer": None,
         "direction_agreement": None,
+        "member_consensus": None,
         "transfer_consistency": float(np.mean([_pearson(a, b) for a, b in zip(post, pre,
                                                                               strict=True)])),
         "ensemble_transfer_consistency": _pearson(mean, pre.mean(axis=0)),
@@ -129,6 +142,8 @@ def reliability_diagnostics(
         pairs = _pairwise(post)
         out["member_agreement"] = float(np.mean(pairs))
         out["member_agreement_pretransfer"] = float(np.mean(_pairwise(pre)))
+        out["member_consensus"] = float(np.median([
+            _pearson(post[i], np.delete(post, i, axis=0).mean(axis=0)) for i in range(n)]))
         out["direction_agreement"] = float(np.mean(np.asarray(pairs) > 0))
     reasons = []
     if n < 2:
@@ -136,16 +151,17 @@ def reliability_diagnostics(
         out["reason"] = ("one member: agreement cannot be measured, so no verdict; train with "
                          f"n_models >= 2 (bulk test AUROC {bulk_mean:.3f})")
         return out
-    if out["member_agreement"] < rule.min_member_agreement:
-        reasons.append(f"members disagree (agreement {out['member_agreement']:.2f} < "
-                       f"{rule.min_member_agreement})")
+    agreement = out[rule.statistic]
+    if agreement < rule.min_agreement:
+        reasons.append(f"members disagree ({rule.statistic} {agreement:.2f} < "
+                       f"{rule.min_agreement})")
     if not bulk_mean >= rule.min_bulk_test_auroc:
         reasons.append(f"weak bulk model (test AUROC {bulk_mean:.2f} < "
                        f"{rule.min_bulk_test_auroc})")
     out["reliable"] = not reasons
     out["reason"] = "; ".join(reasons) if reasons else (
-        f"members agree (agreement {out['member_agreement']:.2f}) and the bulk model separates "
-        f"its test lines (AUROC {bulk_mean:.2f})")
+        f"members agree ({rule.statistic} {agreement:.2f}) and the bulk model separates its "
+        f"test lines (AUROC {bulk_mean:.2f})")
     return out
 
 
@@ -161,6 +177,3 @@ def uncertain_cells(mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         return np.abs(np.asarray(mean) - 0.5) < np.asarray(sd)
 
-
-def rule_fields(rule: ReliabilityRule = RULE) -> dict[str, float]:
-    return asdict(rule)
