@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +15,18 @@ import torch
 from anndata import AnnData
 
 from .. import __version__
-from .._io import atomic_dir, jsonable, uns_safe
+from .._io import jsonable, uns_safe
 from ..data.gdsc import BulkData
-from ..data.neighbors import neighbors
 from ..data.preprocess import preprocess_target
 from ..errors import ScdealError
 from ..nn import (
     DrugResponseNet,
     EnsembleNet,
-    ExtractorConfig,
     FeatureExtractor,
-    PredictorConfig,
     ResponsePredictor,
-    config_for,
 )
-from . import _training as train
+from . import _fitting as fitting
+from . import _persistence as persistence
 from . import prepare as prep
 from ._progress import _Progress
 from .config import ScDealConfig
@@ -44,16 +39,6 @@ log = logging.getLogger(__name__)
 # Fraction of the model's target genes a dataset must have to be predicted by it.
 MIN_GENE_FRACTION = 0.9
 PREDICT_CHUNK = 8192
-
-
-@dataclass
-class _Member:
-    """One independently seeded scDEAL network set (an ensemble has several)."""
-
-    bulk_net: DrugResponseNet
-    target_net: DrugResponseNet
-    pretransfer_net: DrugResponseNet
-    bulk_scaler: prep.Standardizer
 
 
 class ScDEAL:
@@ -106,7 +91,7 @@ class ScDEAL:
         self.bulk_genes: list[str] = []
         self.target_genes: list[str] = []
         self.target_scaler: prep.Standardizer | None = None
-        self.members: list[_Member] = []
+        self.members: list[fitting.Member] = []
         # Deployable networks (a DrugResponseNet, or an EnsembleNet of the members').
         self.bulk_net: DrugResponseNet | EnsembleNet | None = None
         self.target_net: DrugResponseNet | EnsembleNet | None = None
@@ -202,7 +187,8 @@ class ScDEAL:
         bar = _Progress(progress)
         members, reports = [], []
         for index in range(cfg.n_models):
-            member, report = self._fit_member(bulk, bulk_expr, Xs, cfg.seed + index, device, bar)
+            member, report = fitting.fit_member(self, bulk, bulk_expr, Xs, cfg.seed + index,
+                                                device, bar)
             members.append(member)
             reports.append(report)
             for stage, seconds in report["timings_s"].items():
@@ -258,102 +244,6 @@ class ScDEAL:
             log.warning("scdeal: WARNING: %s", message)
         return message
 
-    def _fit_member(self, bulk: BulkData, bulk_expr: pd.DataFrame, Xs: np.ndarray, seed: int,
-                    device: torch.device, bar: _Progress) -> tuple[_Member, dict]:
-        """Train one ensemble member: its own bulk split, initialisation and batches."""
-        cfg = self.config.replace(seed=seed)
-        torch.manual_seed(seed)
-        np.random.seed(seed)
-        generator = torch.Generator().manual_seed(seed)
-        timings: dict[str, float] = {}
-        split = prep.bulk_split(bulk, self.drug, cfg, bulk_expr)
-
-        # Bulk matrices: scaler fitted on the training split only; resampling of train only.
-        Xb = split.X.to_numpy(np.float32)
-        yb = split.y.to_numpy()
-        bulk_scaler = prep.Standardizer.fit(Xb[split.train])
-        Xb = bulk_scaler.transform(Xb)
-        Xb_train_rs, yb_train_rs = prep.resample(Xb[split.train], yb[split.train], cfg.sampling,
-                                                 seed)
-        order = np.random.default_rng(seed).permutation(len(Xs))
-        n_val = max(2, int(round(cfg.target_val_fraction * len(Xs))))
-        s_val, s_train = np.sort(order[:n_val]), np.sort(order[n_val:])
-
-        def tensor(a):
-            return torch.as_tensor(a, device=device)
-
-        tb = {k: tensor(v) for k, v in {
-            "train": Xb[split.train], "val": Xb[split.val], "test": Xb[split.test],
-            "train_rs": Xb_train_rs}.items()}
-        yt = {k: torch.as_tensor(v, dtype=torch.long, device=device) for k, v in {
-            "train_rs": yb_train_rs, "val": yb[split.val], "test": yb[split.test]}.items()}
-        ts_train, ts_val, ts_all = tensor(Xs[s_train]), tensor(Xs[s_val]), tensor(Xs)
-
-        # 1. Bulk extractor M_b.
-        t0 = time.perf_counter()
-        bulk_extractor = self._extractor(len(self.bulk_genes)).to(device)
-        hist_b = train.pretrain_extractor(bulk_extractor, tb["train"], tb["val"], cfg, generator,
-                                          stage="bulk_extractor", progress=bar)
-        timings["bulk_extractor"] = time.perf_counter() - t0
-
-        # 2. Predictor P on M_b (M_b fine-tuned with it).
-        t0 = time.perf_counter()
-        predictor = self._predictor().to(device)
-        bulk_net = DrugResponseNet(bulk_extractor, predictor)
-        hist_p = train.train_predictor(bulk_net, tb["train_rs"], yt["train_rs"], tb["val"],
-                                       yt["val"], cfg, generator, progress=bar)
-        bulk_test = classification_metrics(
-            yb[split.test], bulk_net.predict_proba(tb["test"]).cpu().numpy())
-        timings["bulk_predictor"] = time.perf_counter() - t0
-
-        # 3. Single-cell extractor M_s.
-        t0 = time.perf_counter()
-        target_extractor = self._extractor(len(self.target_genes)).to(device)
-        if cfg.gene_space == "shared" and cfg.init_target_from_bulk:
-            target_extractor.load_state_dict(bulk_extractor.state_dict())
-        hist_s = train.pretrain_extractor(target_extractor, ts_train, ts_val, cfg, generator,
-                                          stage="target_extractor", progress=bar)
-        pretransfer_net = DrugResponseNet(copy.deepcopy(target_extractor),
-                                          copy.deepcopy(predictor)).eval()
-        timings["target_extractor"] = time.perf_counter() - t0
-
-        # 4. DaNN transfer (clustering timed apart: it does not scale like an epoch).
-        hist_t = None
-        clusters = None
-        if cfg.transfer and cfg.cluster_weight > 0:
-            t0 = time.perf_counter()
-            clusters = self._clusters(target_extractor, ts_all, seed)
-            timings["clusters"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        if cfg.transfer:
-            anchor = (pretransfer_net.predict_proba(ts_all) if cfg.consistency_weight > 0
-                      else None)
-            hist_t = train.train_transfer(
-                bulk_net, target_extractor, tb["train_rs"], yt["train_rs"], tb["val"],
-                yt["val"], ts_train, ts_val, cfg, generator,
-                clusters_train=None if clusters is None else clusters[s_train],
-                clusters_val=None if clusters is None else clusters[s_val],
-                anchor_train=None if anchor is None else anchor[s_train],
-                anchor_val=None if anchor is None else anchor[s_val], progress=bar)
-        target_net = DrugResponseNet(target_extractor, bulk_net.predictor).eval()
-        bulk_net.eval()
-        timings["transfer"] = time.perf_counter() - t0
-
-        report = {
-            "release": split.release,
-            "binarization": {"method": cfg.binarization, "branch": split.binarization,
-                             "cutoff": split.cutoff, "metric": cfg.metric},
-            "bulk_lines": {"sensitive": int(split.y.sum()),
-                           "resistant": int((split.y == 0).sum()),
-                           "train": len(split.train), "val": len(split.val),
-                           "test": len(split.test)},
-            "bulk_test_metrics": bulk_test,
-            "history": [h.to_dict() for h in (hist_b, hist_p, hist_s, hist_t) if h is not None],
-            "n_clusters": None if clusters is None else int(clusters.max()) + 1,
-            "timings_s": timings,
-        }
-        return _Member(bulk_net, target_net, pretransfer_net, bulk_scaler), report
-
     def _assemble(self) -> None:
         """The deployable networks: one member as is, several averaged."""
         def combine(nets):
@@ -364,26 +254,13 @@ class ScDEAL:
         self.bulk_net = combine([m.bulk_net for m in self.members])
 
     def _predictor(self) -> ResponsePredictor:
-        return ResponsePredictor.from_config(config_for(
-            PredictorConfig, self.config, hidden_dims=self.config.predictor_dims))
+        return fitting.build_predictor(self.config)
 
     def _extractor(self, n_genes: int) -> FeatureExtractor:
-        return FeatureExtractor.from_config(config_for(
-            ExtractorConfig, self.config, n_genes=n_genes, kind=self.config.extractor))
+        return fitting.build_extractor(self.config, n_genes)
 
     def _clusters(self, extractor: FeatureExtractor, X: torch.Tensor, seed: int) -> torch.Tensor:
-        """Leiden clusters of the target cells on M_s's pre-trained embedding."""
-        import scanpy as sc
-
-        extractor.eval()
-        with torch.no_grad():
-            emb = extractor.encode(X).cpu().numpy()
-        ad = AnnData(np.zeros((len(emb), 1), dtype=np.float32))
-        ad.obsm["X_emb"] = emb
-        neighbors(ad, use_rep="X_emb", n_neighbors=min(15, len(emb) - 1), random_state=seed)
-        sc.tl.leiden(ad, resolution=self.config.cluster_resolution, random_state=seed,
-                     flavor="igraph", n_iterations=2, directed=False)
-        return torch.as_tensor(ad.obs["leiden"].astype(int).to_numpy(), device=X.device)
+        return fitting.leiden_clusters(extractor, X, seed, self.config.cluster_resolution)
 
     def prepare_target(self, adata: AnnData) -> AnnData:
         """Gene ids -> HGNC symbols, then the preprocessing the configuration asks for."""
@@ -549,82 +426,15 @@ class ScDEAL:
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the model to a folder: ``config.json``, ``model.safetensors`` (weights),
-        ``genes.json``, ``scalers.npz`` and ``training.json``. Written atomically."""
+        ``genes.json``, ``scalers.npz``, ``training.json`` and ``reliability.json``. Written
+        atomically."""
         self._check_fitted()
-        from safetensors.torch import save_file
-
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise ScdealError(f"{path} exists; choose another folder or pass overwrite=True")
-        tensors, scalers = {}, {"target_mean": self.target_scaler.mean,
-                                "target_scale": self.target_scaler.scale}
-        for i, member in enumerate(self.members):
-            for prefix, net in (("bulk", member.bulk_net), ("target", member.target_net),
-                                ("pretransfer", member.pretransfer_net)):
-                for key, value in net.state_dict().items():
-                    tensors[f"m{i}.{prefix}.{key}"] = value.detach().cpu().clone().contiguous()
-            scalers[f"bulk_mean_{i}"] = member.bulk_scaler.mean
-            scalers[f"bulk_scale_{i}"] = member.bulk_scaler.scale
-        meta = {"format": "scdeal-model", "format_version": 1, "scdeal_version": __version__,
-                "drug": self.drug, "gene_ids": self.gene_ids, "config": self.config.to_dict()}
-        with atomic_dir(path) as tmp:
-            save_file(tensors, tmp / "model.safetensors")
-            (tmp / "config.json").write_text(json.dumps(jsonable(meta), indent=2))
-            (tmp / "genes.json").write_text(json.dumps(
-                {"bulk": self.bulk_genes, "target": self.target_genes}))
-            np.savez(tmp / "scalers.npz", **scalers)
-            (tmp / "training.json").write_text(json.dumps(jsonable(self.training), indent=2))
-            if self.reliability is not None:
-                (tmp / "reliability.json").write_text(
-                    json.dumps(jsonable(self.reliability), indent=2))
-        return path
+        return persistence.save_model(self, path, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | Path, *, device: str | None = None) -> ScDEAL:
         """Load a model written by :meth:`save` (weights via safetensors; no pickle)."""
-        from safetensors.torch import load_file
-
-        path = Path(path)
-        needed = ["config.json", "model.safetensors", "genes.json", "scalers.npz"]
-        if not path.is_dir() or any(not (path / n).is_file() for n in needed):
-            raise ScdealError(f"{path} is not a saved scdeal model (needs {', '.join(needed)})")
-        meta = json.loads((path / "config.json").read_text())
-        if meta.get("format") != "scdeal-model":
-            raise ScdealError(f"{path}/config.json is not a scdeal model configuration")
-        config = ScDealConfig.from_dict(meta["config"])
-        if device is not None:
-            config = config.replace(device=device)
-        model = cls(config)
-        genes = json.loads((path / "genes.json").read_text())
-        model.bulk_genes, model.target_genes = genes["bulk"], genes["target"]
-        model.drug, model.gene_ids = meta["drug"], meta["gene_ids"]
-        with np.load(path / "scalers.npz", allow_pickle=False) as npz:
-            model.target_scaler = prep.Standardizer(npz["target_mean"], npz["target_scale"])
-            bulk_scalers = [prep.Standardizer(npz[f"bulk_mean_{i}"], npz[f"bulk_scale_{i}"])
-                            for i in range(config.n_models)]
-        if (path / "training.json").is_file():
-            model.training = json.loads((path / "training.json").read_text())
-        if (path / "reliability.json").is_file():
-            model.reliability = json.loads((path / "reliability.json").read_text())
-        else:
-            log.info("%s has no reliability diagnostics (saved before they existed)", path)
-        tensors = load_file(path / "model.safetensors")
-        dev = model._device()
-
-        def build(prefix: str, n_genes: int) -> DrugResponseNet:
-            net = DrugResponseNet(model._extractor(n_genes), model._predictor())
-            state = {k[len(prefix) + 1:]: v for k, v in tensors.items()
-                     if k.startswith(prefix + ".")}
-            net.load_state_dict(state, strict=True)
-            return net.to(dev).eval()
-
-        model.members = [
-            _Member(build(f"m{i}.bulk", len(model.bulk_genes)),
-                    build(f"m{i}.target", len(model.target_genes)),
-                    build(f"m{i}.pretransfer", len(model.target_genes)), bulk_scalers[i])
-            for i in range(config.n_models)]
-        model._assemble()
-        model.is_fitted = True
+        model = persistence.load_model(cls, path, device=device)
         model.warn_if_unreliable()
         return model
 

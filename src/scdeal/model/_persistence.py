@@ -1,0 +1,102 @@
+"""Saving and loading a fitted model: a folder of JSON, NumPy and safetensors files (no pickle).
+
+``config.json`` (format, version, drug, gene ids, configuration), ``model.safetensors`` (every
+member's bulk, target and pre-transfer networks), ``genes.json``, ``scalers.npz``,
+``training.json`` and ``reliability.json`` (absent in models saved before it existed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from .._io import atomic_dir, jsonable
+from ..errors import ScdealError
+from ..nn import DrugResponseNet
+from . import prepare as prep
+from ._fitting import Member
+from .config import ScDealConfig
+
+log = logging.getLogger(__name__)
+
+
+def save_model(model, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write the fitted model ``self`` to a folder, atomically (see ``ScDEAL.save``)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise ScdealError(f"{path} exists; choose another folder or pass overwrite=True")
+    tensors, scalers = {}, {"target_mean": model.target_scaler.mean,
+                            "target_scale": model.target_scaler.scale}
+    for i, member in enumerate(model.members):
+        for prefix, net in (("bulk", member.bulk_net), ("target", member.target_net),
+                            ("pretransfer", member.pretransfer_net)):
+            for key, value in net.state_dict().items():
+                tensors[f"m{i}.{prefix}.{key}"] = value.detach().cpu().clone().contiguous()
+        scalers[f"bulk_mean_{i}"] = member.bulk_scaler.mean
+        scalers[f"bulk_scale_{i}"] = member.bulk_scaler.scale
+    meta = {"format": "scdeal-model", "format_version": 1, "scdeal_version": __version__,
+            "drug": model.drug, "gene_ids": model.gene_ids, "config": model.config.to_dict()}
+    with atomic_dir(path) as tmp:
+        save_file(tensors, tmp / "model.safetensors")
+        (tmp / "config.json").write_text(json.dumps(jsonable(meta), indent=2))
+        (tmp / "genes.json").write_text(json.dumps(
+            {"bulk": model.bulk_genes, "target": model.target_genes}))
+        np.savez(tmp / "scalers.npz", **scalers)
+        (tmp / "training.json").write_text(json.dumps(jsonable(model.training), indent=2))
+        if model.reliability is not None:
+            (tmp / "reliability.json").write_text(
+                json.dumps(jsonable(model.reliability), indent=2))
+    return path
+
+def load_model(cls, path: str | Path, *, device: str | None = None):
+    """An instance of ``cls`` from a folder written by :func:`save_model`."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    needed = ["config.json", "model.safetensors", "genes.json", "scalers.npz"]
+    if not path.is_dir() or any(not (path / n).is_file() for n in needed):
+        raise ScdealError(f"{path} is not a saved scdeal model (needs {', '.join(needed)})")
+    meta = json.loads((path / "config.json").read_text())
+    if meta.get("format") != "scdeal-model":
+        raise ScdealError(f"{path}/config.json is not a scdeal model configuration")
+    config = ScDealConfig.from_dict(meta["config"])
+    if device is not None:
+        config = config.replace(device=device)
+    model = cls(config)
+    genes = json.loads((path / "genes.json").read_text())
+    model.bulk_genes, model.target_genes = genes["bulk"], genes["target"]
+    model.drug, model.gene_ids = meta["drug"], meta["gene_ids"]
+    with np.load(path / "scalers.npz", allow_pickle=False) as npz:
+        model.target_scaler = prep.Standardizer(npz["target_mean"], npz["target_scale"])
+        bulk_scalers = [prep.Standardizer(npz[f"bulk_mean_{i}"], npz[f"bulk_scale_{i}"])
+                        for i in range(config.n_models)]
+    if (path / "training.json").is_file():
+        model.training = json.loads((path / "training.json").read_text())
+    if (path / "reliability.json").is_file():
+        model.reliability = json.loads((path / "reliability.json").read_text())
+    else:
+        log.info("%s has no reliability diagnostics (saved before they existed)", path)
+    tensors = load_file(path / "model.safetensors")
+    dev = model._device()
+
+    def build(prefix: str, n_genes: int) -> DrugResponseNet:
+        net = DrugResponseNet(model._extractor(n_genes), model._predictor())
+        state = {k[len(prefix) + 1:]: v for k, v in tensors.items()
+                 if k.startswith(prefix + ".")}
+        net.load_state_dict(state, strict=True)
+        return net.to(dev).eval()
+
+    model.members = [
+        Member(build(f"m{i}.bulk", len(model.bulk_genes)),
+               build(f"m{i}.target", len(model.target_genes)),
+               build(f"m{i}.pretransfer", len(model.target_genes)), bulk_scalers[i])
+        for i in range(config.n_models)]
+    model._assemble()
+    model.is_fitted = True
+    return model
