@@ -54,6 +54,7 @@ def read_fits(folder: Path) -> list[dict]:
             meta = json.loads(str(npz["meta"]))
             fits.append({"unit": meta["drug"], "seed": meta["seed"], "post": npz["post"],
                          "pre": npz["pre"], "y": npz["y"],
+                         "simulated": "lines_per_class" in meta,
                          "bulk": [m["auroc"] for m in meta["bulk_test_metrics_per_model"]]})
     return fits
 
@@ -70,6 +71,13 @@ def ensemble_row(source: str, kind: str, unit: str, post, pre, y, bulk) -> dict:
             "bulk_test_auroc": d["bulk_test_auroc"], "reliable": d["reliable"]}
 
 
+def same_cells(fits: list[dict]) -> bool:
+    """Members of several fits can be pooled only when the fits scored the same cells (the
+    real cases; not the simulated drugs, whose held-out lines differ with the seed)."""
+    return (not any(f["simulated"] for f in fits)
+            and all(np.array_equal(f["y"], fits[0]["y"]) for f in fits))
+
+
 def rows_for(folder: Path, source: str, draws: int, size: int, seed: int) -> list[dict]:
     fits = read_fits(folder)
     rows = [ensemble_row(source, "as run", f["unit"], f["post"], f["pre"], f["y"], f["bulk"])
@@ -77,6 +85,8 @@ def rows_for(folder: Path, source: str, draws: int, size: int, seed: int) -> lis
     rng = np.random.default_rng(seed)
     for unit in sorted({f["unit"] for f in fits}):
         mine = [f for f in fits if f["unit"] == unit]
+        if not same_cells(mine):
+            continue
         post = np.concatenate([f["post"] for f in mine])
         pre = np.concatenate([f["pre"] for f in mine])
         bulk = np.concatenate([f["bulk"] for f in mine])
@@ -170,8 +180,11 @@ def posthoc_ideas(folders: list[Path], big: int = 9, draws: int = 20) -> pd.Data
                      {"source": folder.name, "idea": "5 members, median",
                       "auroc": roc_auc_score(y, np.median(post, 0))}]
         for unit in sorted({f["unit"] for f in fits}):
-            pool = np.concatenate([f["post"] for f in fits if f["unit"] == unit])
-            y = [f for f in fits if f["unit"] == unit][0]["y"]
+            mine = [f for f in fits if f["unit"] == unit]
+            if not same_cells(mine):
+                continue
+            pool = np.concatenate([f["post"] for f in mine])
+            y = mine[0]["y"]
             if len(pool) < 2 * big:
                 continue
             for _ in range(draws):

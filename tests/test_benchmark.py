@@ -387,7 +387,7 @@ def test_summary_compares_auroc_of_reliable_and_unreliable_rows():
         "method": ["scdeal"] * 4 + ["logreg"] * 2,
         "auroc": [0.9, 0.8, 0.4, 0.55, 0.7, 0.6],
         "reliable": [True, True, False, True, np.nan, np.nan],
-        "member_agreement": [0.8, 0.7, 0.0, 0.6, np.nan, np.nan]})
+        "member_consensus": [0.8, 0.7, 0.0, 0.6, np.nan, np.nan]})
     text = "\n".join(reliability_markdown(table, ["A"], ["scdeal", "logreg"]))
     row = [line for line in text.splitlines() if line.startswith("| `scdeal`")][0]
     cells = [c.strip() for c in row.strip("|").split("|")]

@@ -89,8 +89,8 @@ def test_rule_thresholds_are_used():
     signal = np.linspace(0, 1, 40)
     noisy = np.stack([signal + 0.4 * np.random.default_rng(i).random(40) for i in range(3)])
     d = reliability_diagnostics(noisy, noisy, [0.8] * 3)
-    strict = ReliabilityRule(min_agreement=d["member_agreement"] + 0.01)
-    loose = ReliabilityRule(min_agreement=d["member_agreement"] - 0.01)
+    strict = ReliabilityRule("member_agreement", min_agreement=d["member_agreement"] + 0.01)
+    loose = ReliabilityRule("member_agreement", min_agreement=d["member_agreement"] - 0.01)
     assert reliability_diagnostics(noisy, noisy, [0.8] * 3, rule=strict)["reliable"] is False
     assert reliability_diagnostics(noisy, noisy, [0.8] * 3, rule=loose)["reliable"] is True
 

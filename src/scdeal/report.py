@@ -126,6 +126,7 @@ def _prediction_figures(run: Path) -> None:
 
 
 RELIABILITY_ROWS = (
+    ("member_consensus", "median over members of r(member, mean of the other members)"),
     ("member_agreement", "mean pairwise Pearson r of the members' P(sensitive) over the cells"),
     ("member_agreement_pretransfer", "the same before the transfer step"),
     ("direction_agreement", "fraction of member pairs ranking the cells the same way (r > 0)"),

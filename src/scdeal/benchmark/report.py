@@ -265,7 +265,7 @@ def reliability_markdown(table: pd.DataFrame, case_names: Sequence[str],
              "flagged reliable and not (mean, min-max). One-member fits and baselines have no "
              "verdict and are not counted.", "",
              "| method | rows judged | flagged reliable | AUROC reliable | AUROC not reliable "
-             "| reliable rows with AUROC < 0.6 | member agreement (mean) |",
+             "| reliable rows with AUROC < 0.6 | member consensus (mean) |",
              "|---|---|---|---|---|---|---|"]
 
     def spread(values: pd.Series) -> str:
@@ -282,7 +282,7 @@ def reliability_markdown(table: pd.DataFrame, case_names: Sequence[str],
             f"| `{method}` | {len(rows)} | {int(flag.sum())} ({flag.mean():.0%}) | "
             f"{spread(rows.loc[flag, 'auroc'])} | {spread(rows.loc[~flag, 'auroc'])} | "
             f"{int((rows.loc[flag, 'auroc'] < 0.6).sum())} | "
-            f"{rows['member_agreement'].mean():.3f} |")
+            f"{rows['member_consensus'].mean():.3f} |")
     return lines
 
 

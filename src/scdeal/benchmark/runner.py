@@ -36,13 +36,13 @@ log = logging.getLogger(__name__)
 
 RESULT_COLUMNS: tuple[str, ...] = (
     "case", "method", "seed", "auroc", "ap", "prevalence", "f1", "f1_weighted", "mcc",
-    "balanced_accuracy", "n_cells", "reliable", "member_agreement", "direction_agreement",
-    "bulk_test_auroc", "wall_s", "peak_mem_mb", "peak_rss_mb", "shared_fit", "model_seed",
+    "balanced_accuracy", "n_cells", "reliable", "member_consensus", "member_agreement",
+    "direction_agreement", "bulk_test_auroc", "wall_s", "peak_mem_mb", "peak_rss_mb", "shared_fit", "model_seed",
     "drug", "error", "warnings")
 # The label-free diagnostics each scDEAL row carries (scdeal.model.reliability); baselines
 # have none (NaN).
-RELIABILITY_COLUMNS: tuple[str, ...] = ("reliable", "member_agreement", "direction_agreement",
-                                        "bulk_test_auroc")
+RELIABILITY_COLUMNS: tuple[str, ...] = ("reliable", "member_consensus", "member_agreement",
+                                        "direction_agreement", "bulk_test_auroc")
 
 
 @dataclass

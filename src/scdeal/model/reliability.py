@@ -11,12 +11,16 @@ members' agreement, measured on the cells themselves without labels, tells the t
 
 The rule (:data:`RULE`): a fit is **reliable** when
 
-- the members' P(sensitive) agree: the rule's agreement statistic (:attr:`ReliabilityRule.
-  statistic`: ``member_agreement``, the mean pairwise Pearson correlation over the target
-  cells, or ``member_consensus``, the median member's correlation with the others' mean) is
-  at least :attr:`ReliabilityRule.min_agreement`, and
-- the bulk predictor separates the drug's held-out bulk test lines: mean test AUROC of the
-  members (``bulk_test_auroc``) of at least :attr:`ReliabilityRule.min_bulk_test_auroc`.
+- most members agree on how to rank the cells: ``member_consensus`` (for each member, the
+  Pearson correlation over the cells between its P(sensitive) and the mean of the other
+  members'; the median over members) is at least 0.65, and
+- the bulk predictor separates the drug's held-out bulk test lines: the members' mean test
+  AUROC (``bulk_test_auroc``) is at least 0.6.
+
+The consensus, unlike the mean pairwise correlation (``member_agreement``, also reported),
+does not fall when one member of five dissents while the others agree. Both the statistic and
+the thresholds were chosen by ``benchmarks/reliability_rule.py`` on development evidence only
+(:class:`ReliabilityRule` holds them).
 
 With one member agreement cannot be measured: ``reliable`` is ``None`` and ``reason`` says
 why (train with ``n_models >= 2`` to get a verdict).
@@ -53,8 +57,10 @@ class ReliabilityRule:
     """The reliability verdict: which agreement statistic, and the thresholds (fixed from
     development evidence only)."""
 
-    statistic: str = "member_agreement"
-    min_agreement: float = 0.5
+    # Chosen by benchmarks/reliability_rule.py on development evidence only (simulated GDSC
+    # drugs and the shared cases; criterion stated there and in benchmarks/README.md).
+    statistic: str = "member_consensus"
+    min_agreement: float = 0.65
     min_bulk_test_auroc: float = 0.6
 
     def __post_init__(self) -> None:
