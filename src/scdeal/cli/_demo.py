@@ -10,7 +10,7 @@ import argparse
 import time
 from pathlib import Path
 
-from ._run import write_run
+from ._run import print_reliability, write_run
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,6 +57,7 @@ def _demo(args: argparse.Namespace) -> int:
               extra={"held_out_lines": [str(h) for h in held], "simulated_target": True})
     m = target.uns["scdeal"]["metrics"]
     b = model.training["bulk_test_metrics"]
+    print_reliability(model)
     print(f"  bulk test lines ({b['n_cells']:.0f}): AUROC {b['auroc']:.3f}")
     print(f"  simulated cells ({m['n_cells']}): AUROC {m['auroc']:.3f}  AP {m['ap']:.3f} "
           f"(prevalence {m['prevalence']:.2f})  F1 {m['f1']:.3f}  MCC {m['mcc']:.3f}")
