@@ -41,6 +41,15 @@ def bulk(gdsc_data_dir: str):
         mp.undo()
 
 
+@pytest.fixture(scope="module")
+def gefitinib_cells(shared_dir: Path):
+    """The real 66-cell Gefitinib SCAD target with its labels (one read per test module)."""
+    from scdeal.data.singlecell import read_target
+
+    return read_target(shared_dir / "scad" / "Target_expr_resp_z.Gefitinib_tp4k.tsv",
+                       label_key="response")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     # Keep tests from writing into the user's real cache; the cache is shared per session so

@@ -11,19 +11,12 @@ import pytest
 import torch
 from anndata import AnnData
 
-from scdeal.data.singlecell import read_target
 from scdeal.errors import ScdealError
 from scdeal.model import ScDEAL, ScDealConfig, classification_metrics
 from scdeal.model.prepare import bulk_expression_on_symbols, resample, stratified_split
 
 TINY = dict(hidden_dims=(32,), latent_dim=8, predictor_dims=(8,), pretrain_epochs=3,
             predictor_epochs=3, transfer_epochs=3, patience=2, batch_size=64, n_models=1)
-
-
-@pytest.fixture(scope="module")
-def gefitinib_cells(shared_dir):
-    return read_target(shared_dir / "scad" / "Target_expr_resp_z.Gefitinib_tp4k.tsv",
-                       label_key="response")
 
 
 @pytest.fixture(scope="module")
