@@ -6,7 +6,14 @@ Measures, with fixed seeds and medians over repeats:
    the whole process (each run in a fresh subprocess);
 2. chunked prediction of synthetic targets (10k, 100k, 1M cells x 2,000 genes, sparse counts)
    read from backed .h5ad files: cells per second and peak RSS of the predicting process;
-3. training time per epoch of the stages that see the target cells, for 1k, 10k, 100k cells.
+3. training time per epoch of the stages that see the target cells, for 1k, 10k, 100k cells;
+4. ``fast``: cold and warm ``scdeal run`` against an earlier commit (default 13e464e, the
+   version before the drug-independent cache) in the same script run: per case and repeat,
+   in turn, (a) the earlier commit, (b) this version with an empty scdeal cache ("cold"),
+   (c) this version on the same cells with another drug, the cache filled by (b) ("warm").
+   Whole-process wall times (interpreter start to exit). numba's on-disk cache of UMAP's
+   kernels is filled once before (a compile that happens once per installation); the first
+   repeat also times a cold run with an empty numba cache ("cold, first run after install").
 
 Usage (from the repository root; needs the GDSC wheel, e.g. SCDEAL_DATA_DIR=../shared/data/pypi):
     python benchmarks/speed.py --data-dir ../shared/data --work /tmp/scdeal_speed [--quick]
@@ -46,6 +53,84 @@ def child(code: str, *args: str) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def timed_run(args: list[str], env: dict) -> float:
+    """Whole-process wall time of ``python -m scdeal ARGS`` (must succeed)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "scdeal", *args], capture_output=True,
+                          text=True, env=env)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    return wall
+
+
+# Per case: the case's drug (cold run) and another drug on the same cells (warm run).
+OTHER_DRUG = {"Gefitinib": "Erlotinib", "Afatinib": "Gefitinib", "PLX4720": "Dabrafenib"}
+
+
+def bench_fast(data_dir: Path, work: Path, repeats: int, baseline: str) -> dict:
+    import shutil
+
+    base_src = work / f"src_{baseline}"
+    if not base_src.is_dir():
+        base_src.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", baseline, "src"],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(base_src)], input=archive, check=True)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(work / "numba")}
+    base_env = {**env, "PYTHONPATH": str(base_src / "src")}
+    # Fill numba's cache of UMAP's kernels (once per installation in normal use).
+    child("from scdeal.data.neighbors import neighbors\n"
+          "import numpy as np, anndata as ad\n"
+          "a = ad.AnnData(np.zeros((30, 1), np.float32))\n"
+          "a.obsm['e'] = np.random.default_rng(0).normal(size=(30, 3))\n"
+          "neighbors(a, use_rep='e', n_neighbors=5)\n")
+    out = {"baseline": baseline}
+    for case, drug in CASES.items():
+        target = str(data_dir / "scad" / f"Target_expr_resp_z.{case}_tp4k.tsv")
+
+        def args(d, run_dir, target=target):
+            return ["run", "--drug", d, "--target", target, "--gene-ids", "entrez", "--seed",
+                    "0", "--out", str(run_dir), "--quiet"]
+
+        rows = []
+        # One cache folder: the GDSC files unpacked there once serve every run; only the
+        # stored models are removed between runs.
+        cache = work / "cache"
+        models = cache / "models"
+        run_env = {**env, "SCDEAL_CACHE_DIR": str(cache)}
+        for r in range(repeats):
+            shutil.rmtree(models, ignore_errors=True)
+            row = {"baseline": timed_run(args(drug, work / "fast_base"),
+                                         {**base_env, "SCDEAL_CACHE_DIR": str(cache)})}
+            shutil.rmtree(models, ignore_errors=True)
+            row["cold"] = timed_run(args(drug, work / "fast_cold"), run_env)
+            row["warm_other_drug"] = timed_run(args(OTHER_DRUG[case], work / "fast_warm"),
+                                               run_env)
+            run = json.loads((work / "fast_warm" / "run.json").read_text())
+            assert run["training"]["cache"] == {"bulk_extractor": "hit",
+                                                "target_extractor": "hit"}, run["training"]
+            if r == 0:
+                jit = work / "numba_empty"
+                shutil.rmtree(jit, ignore_errors=True)
+                shutil.rmtree(models, ignore_errors=True)
+                row["cold_first_run_after_install"] = timed_run(
+                    args(drug, work / "fast_cold"), {**run_env, "NUMBA_CACHE_DIR": str(jit)})
+            rows.append(row)
+            print(f"fast {case} repeat {r}: " + ", ".join(f"{k} {v:.1f} s" for k, v in row.items()),
+                  flush=True)
+        med = {k: statistics.median(row[k] for row in rows if k in row) for k in rows[0]}
+        med["cold_ratio"] = med["cold"] / med["baseline"]
+        med["warm_ratio"] = med["warm_other_drug"] / med["baseline"]
+        med["warm_drug"] = OTHER_DRUG[case]
+        med["repeats"] = rows
+        out[case] = med
+        print(f"fast {case}: baseline {med['baseline']:.1f} s, cold {med['cold']:.1f} s "
+              f"({med['cold_ratio']:.2f}x), warm {med['warm_other_drug']:.1f} s "
+              f"({med['warm_ratio']:.2f}x)", flush=True)
+    return out
 
 
 def machine() -> dict:
@@ -202,7 +287,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="small sizes, 1 repeat (smoke run)")
     parser.add_argument("--out", type=Path, default=HERE / "speed_results.json")
-    parser.add_argument("--parts", default="run,predict,epochs",
+    parser.add_argument("--baseline", default="13e464e",
+                        help="commit the 'fast' part compares with (default: 13e464e)")
+    parser.add_argument("--parts", default="run,predict,epochs,fast",
                         help="comma-separated parts to (re)run; the others are kept from --out")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -213,6 +300,7 @@ def main() -> None:
         "run": lambda: bench_runs(args.data_dir, args.work, repeats),
         "predict": lambda: bench_predict(args.work, predict_sizes, repeats, chunk=20_000),
         "epochs": lambda: bench_epochs(epoch_sizes, repeats),
+        "fast": lambda: bench_fast(args.data_dir, args.work, repeats, args.baseline),
     }
     wanted = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = set(wanted) - set(parts)

@@ -10,7 +10,7 @@ import argparse
 import time
 from pathlib import Path
 
-from ._run import print_reliability, write_run
+from ._run import add_cache_argument, print_reliability, write_run
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "(single-cell studies typically keep about 2,000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="scdeal_demo", help="output folder (default: scdeal_demo)")
+    add_cache_argument(parser)
     parser.set_defaults(func=_demo)
 
 
@@ -48,7 +49,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"scdeal demo: {drug}; training on {train_bulk.expression.shape[0]} GDSC lines, "
           f"predicting {target.n_obs} SIMULATED cells from {len(held)} held-out lines "
           f"({args.lines_per_class} sensitive, {args.lines_per_class} resistant)")
-    model = ScDEAL(ScDealConfig(seed=args.seed))
+    model = ScDEAL(ScDealConfig(seed=args.seed), cache=not args.no_cache)
     model.fit(target, drug, bulk=train_bulk, gene_ids="symbol", progress=not args.quiet)
     t0 = time.perf_counter()
     model.predict(target, label_key="sensitive")

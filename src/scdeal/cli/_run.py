@@ -77,7 +77,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, help="random seed (default: the configuration's, 0)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--out", required=True, help="output folder (replaced atomically)")
+    add_cache_argument(parser)
     parser.set_defaults(func=_run)
+
+
+def add_cache_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-cache", action="store_true",
+                        help="train the drug-independent extractors afresh and store nothing "
+                             "(default: reuse them from the cache; see 'scdeal cache')")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -94,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
 
         binary_labels(adata.obs, args.label_key, label_map)
     read_s = time.perf_counter() - t0
-    model = ScDEAL(config)
+    model = ScDEAL(config, cache=not args.no_cache)
     model.fit(adata, args.drug, gene_ids=args.gene_ids, progress=not args.quiet)
     t0 = time.perf_counter()
     model.predict(adata, label_key=args.label_key, label_map=label_map)

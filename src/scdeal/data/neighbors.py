@@ -6,6 +6,12 @@ SciPy 1.17 removed from sparse arrays (``AttributeError: 'csr_array' object has 
 'getnnz'``). Below that size scanpy computes exact distances itself and is not affected. For
 large inputs we hand scanpy the same transformer, with the same settings scanpy would choose,
 returning a ``csr_matrix``; the graph is the one scanpy would build.
+
+scanpy's connectivities come from UMAP's ``fuzzy_simplicial_set``, whose two numba kernels
+are compiled afresh in every process (about 5 s on a laptop core, longer than the whole
+neighbour search on 100k cells). We switch on numba's own on-disk cache for them
+(``Dispatcher.enable_caching``; numba's usual cache folder, or ``NUMBA_CACHE_DIR``), so only
+the first process after installing compiles them.
 """
 
 from __future__ import annotations
@@ -36,6 +42,26 @@ def _matrix_output_transformer(n_obs: int, n_neighbors: int, random_state: int):
         n_iters=max(5, round(np.log2(n_obs))))
 
 
+_UMAP_KERNELS = ("smooth_knn_dist", "compute_membership_strengths")
+
+
+def _cache_umap_kernels() -> None:
+    """Let numba keep UMAP's compiled connectivity kernels on disk (see module docstring)."""
+    try:
+        from umap import umap_
+    except ImportError:  # scanpy without umap-learn cannot build these graphs anyway
+        return
+    for name in _UMAP_KERNELS:
+        kernel = getattr(umap_, name, None)
+        if kernel is None or getattr(kernel, "_cache", None) is None:
+            continue
+        if type(kernel._cache).__name__ == "NullCache":
+            try:
+                kernel.enable_caching()
+            except Exception:  # noqa: BLE001 - no writable cache folder: compile as before
+                pass
+
+
 def neighbors(adata: AnnData, *, use_rep: str, n_neighbors: int, random_state: int = 0) -> None:
     """``sc.pp.neighbors(adata, use_rep=..., n_neighbors=..., random_state=...)`` in place.
 
@@ -49,6 +75,7 @@ def neighbors(adata: AnnData, *, use_rep: str, n_neighbors: int, random_state: i
     """
     import scanpy as sc
 
+    _cache_umap_kernels()
     transformer = None
     if adata.n_obs >= PYNNDESCENT_FROM:
         transformer = _matrix_output_transformer(adata.n_obs, n_neighbors, random_state)

@@ -141,8 +141,6 @@ def preprocess_target(adata: AnnData, config: PreprocessConfig | None = None, *,
      'normalize_total(target_sum=10000.0)', 'log1p',
      "highly_variable_genes(flavor='seurat', n_top_genes=100)"]
     """
-    import scanpy as sc
-
     config = config or PreprocessConfig()
     _check_finite(adata.X)
     adata = adata.copy() if copy else adata
@@ -167,6 +165,8 @@ def preprocess_target(adata: AnnData, config: PreprocessConfig | None = None, *,
                 record["skipped"].append(f"{field}: input is scaled (z-scores), 'expressed' "
                                          "and variability are undefined")
     else:
+        import scanpy as sc  # here only: scaled input needs none of it (2 s of imports)
+
         if config.min_genes > 0:
             keep, _ = sc.pp.filter_cells(adata, min_genes=config.min_genes, inplace=False)
             _subset(adata, keep, "obs", f"filter_cells(min_genes={config.min_genes})",

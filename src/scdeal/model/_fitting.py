@@ -1,9 +1,11 @@
-"""Training one ensemble member: the four scDEAL stages in order, on its own bulk split.
+"""Training: the four scDEAL stages in order.
 
-1. bulk extractor M_b (reconstruction), 2. predictor P on M_b (GDSC labels of the drug),
-3. single-cell extractor M_s (reconstruction, started from M_b's weights in a shared gene
-space), 4. DaNN transfer (with the cluster-consistency term over Leiden clusters of the cells).
-The loops themselves are in :mod:`scdeal.model._training`.
+Drug-independent, once per fit and cached (:func:`fit_shared`, :mod:`scdeal.model.cache`):
+1. bulk extractor M_b (reconstruction, on every GDSC line, no labels), 3. single-cell extractor
+M_s (reconstruction, started from M_b's weights in a shared gene space) and the Leiden
+clusters of its embedding. Per ensemble member, on its own bulk split (:func:`fit_member`):
+2. predictor P on a copy of M_b (GDSC labels of the drug), 4. DaNN transfer of a copy of M_s
+(with the cluster-consistency term). The loops themselves are in :mod:`scdeal.model._training`.
 """
 
 from __future__ import annotations
@@ -70,10 +72,157 @@ def leiden_clusters(extractor: FeatureExtractor, X: torch.Tensor, seed: int,
     return torch.as_tensor(ad.obs["leiden"].astype(int).to_numpy(), device=X.device)
 
 
+#: Configuration fields that determine the extractors' pre-training (and the clusters).
+EXTRACTOR_FIELDS = ("extractor", "hidden_dims", "latent_dim", "dropout", "batch_norm",
+                    "activation", "noise", "noise_rate", "kl_weight", "lr", "weight_decay",
+                    "batch_size", "pretrain_epochs", "patience", "split", "device")
+TARGET_FIELDS = ("gene_space", "init_target_from_bulk", "target_val_fraction")
+
+
+@dataclass
+class SharedStages:
+    """The drug-independent stages, trained once per fit (or read from the cache) and
+    copied into every ensemble member."""
+
+    bulk_extractor: FeatureExtractor
+    bulk_scaler: prep.Standardizer
+    target_extractor: FeatureExtractor
+    clusters: torch.Tensor | None
+    target_from_bulk: bool
+    history: list
+    timings: dict[str, float]
+    cache: dict[str, str]
+
+
+def _stage_key(stage: str, cfg: ScDealConfig, fields: tuple[str, ...], **parts) -> str:
+    from .. import __version__
+    from .cache import CACHE_FORMAT, cache_key
+
+    config = {f: getattr(cfg, f) for f in fields}
+    return cache_key({"stage": stage, "format": CACHE_FORMAT, "scdeal": __version__,
+                      "torch": torch.__version__.split("+")[0], "seed": cfg.seed,
+                      "config": config, **parts})
+
+
+def _cached_stage(store, stage: str, key: str, build, status: dict[str, str]):
+    """``build()`` -> (tensors, meta), or the stored result for ``key``."""
+    if store is None:
+        status[stage] = "off"
+        return build()
+    found = store.get(stage, key)
+    if found is not None:
+        status[stage] = "hit"
+        return found
+    status[stage] = "miss"
+    tensors, meta = build()
+    store.put(stage, key, tensors, {**meta, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    return tensors, meta
+
+
+def fit_shared(model, bulk_expr: pd.DataFrame, Xs: np.ndarray, device: torch.device,
+               bar: _Progress, store=None) -> SharedStages:
+    """Pre-train M_b on every bulk line (no drug labels enter it), then M_s on the cells
+    (started from M_b) and cluster them; each stage read from ``store`` when it holds it.
+
+    M_b sees the expression, never the response, of all GDSC lines, including those that
+    later form the drug's test split; the bulk standardisation is likewise over all lines.
+    P's training, early stopping and test metrics use the drug's own split only.
+    """
+    from .cache import fingerprint
+
+    cfg = model.config
+    seed = cfg.seed
+    timings: dict[str, float] = {}
+    status: dict[str, str] = {}
+    history: list = []
+
+    # 1. Bulk extractor M_b.
+    Xb = bulk_expr.to_numpy(np.float32)
+    bulk_key = _stage_key("bulk_extractor", cfg, EXTRACTOR_FIELDS, data=fingerprint(
+        Xb, list(bulk_expr.index), list(bulk_expr.columns)))
+
+    def train_bulk():
+        scaler = prep.Standardizer.fit(Xb)
+        X = scaler.transform(Xb)
+        order = np.random.default_rng(seed).permutation(len(X))
+        n_val = max(2, int(round(cfg.split[1] * len(X))))
+        torch.manual_seed(seed)
+        extractor = build_extractor(cfg, Xb.shape[1]).to(device)
+        hist = train.pretrain_extractor(
+            extractor, torch.as_tensor(X[np.sort(order[n_val:])], device=device),
+            torch.as_tensor(X[np.sort(order[:n_val])], device=device), cfg,
+            torch.Generator().manual_seed(seed), stage="bulk_extractor", progress=bar)
+        tensors = {f"extractor.{k}": v for k, v in extractor.state_dict().items()}
+        tensors["scaler.mean"] = torch.as_tensor(scaler.mean)
+        tensors["scaler.scale"] = torch.as_tensor(scaler.scale)
+        return tensors, {"history": hist.to_dict()}
+
+    t0 = time.perf_counter()
+    tensors, meta = _cached_stage(store, "bulk_extractor", bulk_key, train_bulk, status)
+    bulk_extractor = _load_extractor(cfg, Xb.shape[1], tensors, device)
+    bulk_scaler = prep.Standardizer(tensors["scaler.mean"].numpy(),
+                                    tensors["scaler.scale"].numpy())
+    history.append(meta["history"])
+    timings["bulk_extractor"] = time.perf_counter() - t0
+
+    # 2. Single-cell extractor M_s (from M_b's pre-trained weights in a shared gene space),
+    #    and the Leiden clusters of its embedding that the transfer's cluster term uses.
+    from_bulk = cfg.gene_space == "shared" and cfg.init_target_from_bulk
+    want_clusters = cfg.transfer and cfg.cluster_weight > 0
+    target_key = _stage_key(
+        "target_extractor", cfg, EXTRACTOR_FIELDS + TARGET_FIELDS,
+        data=fingerprint(Xs, list(model.target_genes)), bulk=bulk_key if from_bulk else None,
+        clusters=cfg.cluster_resolution if want_clusters else None)
+
+    def train_target():
+        order = np.random.default_rng(seed).permutation(len(Xs))
+        n_val = max(2, int(round(cfg.target_val_fraction * len(Xs))))
+        torch.manual_seed(seed)
+        extractor = build_extractor(cfg, Xs.shape[1]).to(device)
+        if from_bulk:
+            extractor.load_state_dict(bulk_extractor.state_dict())
+        t_start = time.perf_counter()
+        hist = train.pretrain_extractor(
+            extractor, torch.as_tensor(Xs[np.sort(order[n_val:])], device=device),
+            torch.as_tensor(Xs[np.sort(order[:n_val])], device=device), cfg,
+            torch.Generator().manual_seed(seed), stage="target_extractor", progress=bar)
+        tensors = {f"extractor.{k}": v for k, v in extractor.state_dict().items()}
+        seconds = {"target_extractor": time.perf_counter() - t_start}
+        if want_clusters:
+            t_start = time.perf_counter()
+            tensors["clusters"] = leiden_clusters(
+                extractor, torch.as_tensor(Xs, device=device), seed, cfg.cluster_resolution)
+            seconds["clusters"] = time.perf_counter() - t_start
+        return tensors, {"history": hist.to_dict(), "seconds": seconds}
+
+    t0 = time.perf_counter()
+    tensors, meta = _cached_stage(store, "target_extractor", target_key, train_target, status)
+    target_extractor = _load_extractor(cfg, Xs.shape[1], tensors, device)
+    clusters = tensors["clusters"].to(device) if want_clusters else None
+    history.append(meta["history"])
+    elapsed = time.perf_counter() - t0
+    if status["target_extractor"] == "hit":
+        timings["target_extractor"] = elapsed
+    else:  # clustering timed apart: it does not scale like an epoch
+        timings["target_extractor"] = elapsed - meta["seconds"].get("clusters", 0.0)
+        if want_clusters:
+            timings["clusters"] = meta["seconds"]["clusters"]
+    return SharedStages(bulk_extractor, bulk_scaler, target_extractor, clusters, from_bulk,
+                        history, timings, status)
+
+
+def _load_extractor(cfg: ScDealConfig, n_genes: int, tensors: dict,
+                    device: torch.device) -> FeatureExtractor:
+    extractor = build_extractor(cfg, n_genes)
+    state = {k[len("extractor."):]: v for k, v in tensors.items() if k.startswith("extractor.")}
+    extractor.load_state_dict(state, strict=True)
+    return extractor.to(device).eval()
+
+
 def fit_member(model, bulk: BulkData, bulk_expr: pd.DataFrame, Xs: np.ndarray, seed: int,
-               device: torch.device, bar: _Progress) -> tuple[Member, dict]:
-    """Train one ensemble member of ``model`` (its configuration, drug and genes): its own
-    bulk split, initialisation and batches."""
+               shared: SharedStages, device: torch.device, bar: _Progress) -> tuple[Member, dict]:
+    """Train one ensemble member of ``model`` (its configuration, drug and genes) from the
+    shared pre-trained extractors: its own bulk split, predictor, batches and transfer."""
     cfg = model.config.replace(seed=seed)
     torch.manual_seed(seed)
     np.random.seed(seed)
@@ -81,11 +230,9 @@ def fit_member(model, bulk: BulkData, bulk_expr: pd.DataFrame, Xs: np.ndarray, s
     timings: dict[str, float] = {}
     split = prep.bulk_split(bulk, model.drug, cfg, bulk_expr)
 
-    # Bulk matrices: scaler fitted on the training split only; resampling of train only.
-    Xb = split.X.to_numpy(np.float32)
+    # Bulk matrices (standardised over all lines, label-free); resampling of train only.
+    Xb = shared.bulk_scaler.transform(split.X.to_numpy(np.float32))
     yb = split.y.to_numpy()
-    bulk_scaler = prep.Standardizer.fit(Xb[split.train])
-    Xb = bulk_scaler.transform(Xb)
     Xb_train_rs, yb_train_rs = prep.resample(Xb[split.train], yb[split.train], cfg.sampling,
                                              seed)
     order = np.random.default_rng(seed).permutation(len(Xs))
@@ -96,20 +243,13 @@ def fit_member(model, bulk: BulkData, bulk_expr: pd.DataFrame, Xs: np.ndarray, s
         return torch.as_tensor(a, device=device)
 
     tb = {k: tensor(v) for k, v in {
-        "train": Xb[split.train], "val": Xb[split.val], "test": Xb[split.test],
-        "train_rs": Xb_train_rs}.items()}
+        "val": Xb[split.val], "test": Xb[split.test], "train_rs": Xb_train_rs}.items()}
     yt = {k: torch.as_tensor(v, dtype=torch.long, device=device) for k, v in {
         "train_rs": yb_train_rs, "val": yb[split.val], "test": yb[split.test]}.items()}
     ts_train, ts_val, ts_all = tensor(Xs[s_train]), tensor(Xs[s_val]), tensor(Xs)
+    bulk_extractor = copy.deepcopy(shared.bulk_extractor)
 
-    # 1. Bulk extractor M_b.
-    t0 = time.perf_counter()
-    bulk_extractor = build_extractor(cfg, len(model.bulk_genes)).to(device)
-    hist_b = train.pretrain_extractor(bulk_extractor, tb["train"], tb["val"], cfg, generator,
-                                      stage="bulk_extractor", progress=bar)
-    timings["bulk_extractor"] = time.perf_counter() - t0
-
-    # 2. Predictor P on M_b (M_b fine-tuned with it).
+    # Predictor P on M_b (this member's copy of M_b is fine-tuned with it).
     t0 = time.perf_counter()
     predictor = build_predictor(cfg).to(device)
     bulk_net = DrugResponseNet(bulk_extractor, predictor)
@@ -119,24 +259,26 @@ def fit_member(model, bulk: BulkData, bulk_expr: pd.DataFrame, Xs: np.ndarray, s
         yb[split.test], bulk_net.predict_proba(tb["test"]).cpu().numpy())
     timings["bulk_predictor"] = time.perf_counter() - t0
 
-    # 3. Single-cell extractor M_s.
+    # The cell extractor M_s. In a shared gene space it starts from this member's M_b, now
+    # fine-tuned with P, so that P reads M_s's embedding as it reads M_b's (measured:
+    # starting every member from the label-free M_b made the members disagree more and the
+    # pre-transfer predictions worse; benchmarks/README.md, "Fast runs"). Otherwise it is the
+    # shared, drug-independent M_s.
     t0 = time.perf_counter()
-    target_extractor = build_extractor(cfg, len(model.target_genes)).to(device)
-    if cfg.gene_space == "shared" and cfg.init_target_from_bulk:
-        target_extractor.load_state_dict(bulk_extractor.state_dict())
-    hist_s = train.pretrain_extractor(target_extractor, ts_train, ts_val, cfg, generator,
-                                      stage="target_extractor", progress=bar)
+    hist_s = None
+    if shared.target_from_bulk:
+        target_extractor = copy.deepcopy(bulk_extractor)
+        hist_s = train.pretrain_extractor(target_extractor, ts_train, ts_val, cfg, generator,
+                                          stage="target_extractor", progress=bar)
+    else:
+        target_extractor = copy.deepcopy(shared.target_extractor)
+    timings["target_extractor"] = time.perf_counter() - t0
     pretransfer_net = DrugResponseNet(copy.deepcopy(target_extractor),
                                       copy.deepcopy(predictor)).eval()
-    timings["target_extractor"] = time.perf_counter() - t0
 
-    # 4. DaNN transfer (clustering timed apart: it does not scale like an epoch).
+    # DaNN transfer.
     hist_t = None
-    clusters = None
-    if cfg.transfer and cfg.cluster_weight > 0:
-        t0 = time.perf_counter()
-        clusters = leiden_clusters(target_extractor, ts_all, seed, cfg.cluster_resolution)
-        timings["clusters"] = time.perf_counter() - t0
+    clusters = shared.clusters
     t0 = time.perf_counter()
     if cfg.transfer:
         anchor = (pretransfer_net.predict_proba(ts_all) if cfg.consistency_weight > 0
@@ -161,8 +303,8 @@ def fit_member(model, bulk: BulkData, bulk_expr: pd.DataFrame, Xs: np.ndarray, s
                        "train": len(split.train), "val": len(split.val),
                        "test": len(split.test)},
         "bulk_test_metrics": bulk_test,
-        "history": [h.to_dict() for h in (hist_b, hist_p, hist_s, hist_t) if h is not None],
+        "history": [h.to_dict() for h in (hist_p, hist_s, hist_t) if h is not None],
         "n_clusters": None if clusters is None else int(clusters.max()) + 1,
         "timings_s": timings,
     }
-    return Member(bulk_net, target_net, pretransfer_net, bulk_scaler), report
+    return Member(bulk_net, target_net, pretransfer_net, shared.bulk_scaler), report

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 # Fraction of the model's target genes a dataset must have to be predicted by it.
 MIN_GENE_FRACTION = 0.9
 PREDICT_CHUNK = 8192
+_CACHE_WORDS = {"hit": "read from the cache", "miss": "trained and cached",
+                "off": "trained (cache off)"}
 
 
 class ScDEAL:
@@ -50,11 +52,19 @@ class ScDEAL:
     (cross-entropy on bulk + MMD between bulk and cell embeddings). Target labels are never
     used in training or model selection.
 
+    The pre-training depends on no drug: M_b learns from the expression of every GDSC line
+    (never their responses) and M_s from the cells. Both, and the cells' clusters, are stored
+    in the cache (:mod:`scdeal.model.cache`) and reused by later fits with the same data,
+    configuration and seed, so a second drug on the same cells skips them.
+
     Parameters
     ----------
     config
         A :class:`ScDealConfig`, a dict of its fields, or a preset name (see
         :func:`scdeal.model.preset`). Keyword arguments override single fields.
+    cache
+        Where to keep the drug-independent pre-training: ``True`` (default) the scdeal cache
+        (``SCDEAL_CACHE_DIR``), a folder, or ``False`` to train everything in every fit.
 
     Examples
     --------
@@ -75,8 +85,13 @@ class ScDEAL:
     'gefitinib_model'
     """
 
-    def __init__(self, config: ScDealConfig | dict | str | None = None, **overrides: Any):
+    def __init__(self, config: ScDealConfig | dict | str | None = None, *,
+                 cache: bool | str | Path = True, **overrides: Any):
         from .config import preset
+
+        if not isinstance(cache, bool | str | Path):
+            raise ScdealError(f"cache must be True, False or a folder, not {cache!r}")
+        self.cache = cache
 
         if config is None:
             config = ScDealConfig()
@@ -185,10 +200,14 @@ class ScDEAL:
         timings["load_and_preprocess"] = time.perf_counter() - start
 
         bar = _Progress(progress)
+        shared = fitting.fit_shared(self, bulk_expr, Xs, device, bar, self._cache_store())
+        timings.update(shared.timings)
+        log.info("pre-trained extractors (drug-independent): bulk %s, cells %s",
+                 *(_CACHE_WORDS[shared.cache[s]] for s in ("bulk_extractor", "target_extractor")))
         members, reports = [], []
         for index in range(cfg.n_models):
             member, report = fitting.fit_member(self, bulk, bulk_expr, Xs, cfg.seed + index,
-                                                device, bar)
+                                                shared, device, bar)
             members.append(member)
             reports.append(report)
             for stage, seconds in report["timings_s"].items():
@@ -215,7 +234,9 @@ class ScDEAL:
             "n_models": cfg.n_models,
             "bulk_test_metrics": bulk_test,
             "bulk_test_metrics_per_model": [r["bulk_test_metrics"] for r in reports],
-            "history": [{**h, "model": i} for i, r in enumerate(reports) for h in r["history"]],
+            "history": [{**h, "model": "shared"} for h in shared.history]
+            + [{**h, "model": i} for i, r in enumerate(reports) for h in r["history"]],
+            "cache": shared.cache,
             "n_clusters": first["n_clusters"],
             "timings_s": timings,
         }
@@ -228,6 +249,14 @@ class ScDEAL:
             post, pre, [r["bulk_test_metrics"]["auroc"] for r in reports])
         self.warn_if_unreliable()
         return self
+
+    def _cache_store(self):
+        """The :class:`~scdeal.model.cache.ModelCache` this model uses, or None."""
+        from .cache import ModelCache
+
+        if self.cache is False:
+            return None
+        return ModelCache(None if self.cache is True else self.cache)
 
     def warning_text(self) -> str | None:
         """The one-line warning of an unreliable fit (``None`` when there is nothing to say)."""

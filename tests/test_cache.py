@@ -1,0 +1,205 @@
+"""The cache of drug-independent training: storage (atomic, verified, concurrent writers) and
+its use by fits (reuse across drugs gives the same networks as training afresh)."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from scdeal.model import ScDEAL, ScDealConfig
+from scdeal.model.cache import ModelCache, cache_key, fingerprint
+
+TINY = dict(hidden_dims=(32,), latent_dim=8, predictor_dims=(8,), pretrain_epochs=3,
+            predictor_epochs=3, transfer_epochs=3, patience=2, batch_size=64, n_models=2)
+
+
+# ------------------------------------------------------------------------------------------
+# storage
+
+
+def test_keys_change_with_any_part():
+    a = np.arange(6, dtype=np.float32)
+    assert fingerprint(a, ["g1", "g2"]) == fingerprint(a.copy(), ["g1", "g2"])
+    assert fingerprint(a, ["g1", "g2"]) != fingerprint(a, ["g2", "g1"])
+    assert fingerprint(a) != fingerprint(a.astype(np.float64))
+    assert fingerprint(a) != fingerprint(a.reshape(2, 3))
+    assert cache_key({"seed": 0, "x": [1]}) == cache_key({"x": [1], "seed": 0})
+    assert cache_key({"seed": 0}) != cache_key({"seed": 1})
+
+
+@pytest.mark.parametrize("damage", ["tensors", "meta", "truncate"])
+def test_a_corrupt_entry_is_removed_and_rebuilt(tmp_path, damage, caplog):
+    store = ModelCache(tmp_path)
+    key = cache_key({"k": 1})
+    store.put("stage", key, {"w": torch.arange(1000.0)}, {"note": "x"})
+    entry = store.root / "stage" / key
+    if damage == "tensors":
+        data = bytearray((entry / "tensors.safetensors").read_bytes())
+        data[-8] ^= 0xFF  # flip bits inside the stored values
+        (entry / "tensors.safetensors").write_bytes(bytes(data))
+    elif damage == "meta":
+        (entry / "meta.json").write_text("{not json")
+    else:
+        (entry / "tensors.safetensors").write_bytes(b"")
+    assert store.get("stage", key) is None
+    assert "unreadable" in caplog.text
+    assert not entry.exists()
+    store.put("stage", key, {"w": torch.arange(1000.0)}, {"note": "x"})
+    tensors, meta = store.get("stage", key)
+    assert torch.equal(tensors["w"], torch.arange(1000.0)) and meta["note"] == "x"
+
+
+def _writer(root: str, key: str, value: float, barrier) -> None:
+    store = ModelCache(root)
+    barrier.wait()
+    for _ in range(20):
+        store.put("stage", key, {"w": torch.full((20000,), value)}, {"value": value})
+        got = store.get("stage", key)
+        assert got is not None  # a reader never sees half an entry
+
+
+def test_two_processes_filling_the_same_entry(tmp_path):
+    key = cache_key({"k": "race"})
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), key, v, barrier))
+             for v in (1.0, 2.0)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    store = ModelCache(tmp_path)
+    tensors, meta = store.get("stage", key)
+    # One writer's complete entry, never a mix of the two.
+    assert torch.all(tensors["w"] == meta["value"])
+    assert [p.name for p in (store.root / "stage").iterdir()] == [key]  # no leftovers
+    assert store.info()["entries"] == 1
+
+
+def test_an_unwritable_cache_is_not_fatal(tmp_path, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    store = ModelCache(blocker)
+    store.put("stage", "k" * 64, {"w": torch.ones(1)}, {})
+    assert "could not store" in caplog.text
+    assert store.get("stage", "k" * 64) is None
+
+
+def test_clear_and_info(tmp_path):
+    store = ModelCache(tmp_path)
+    for i in range(3):
+        store.put("a" if i else "b", cache_key({"i": i}), {"w": torch.ones(4)}, {})
+    info = store.info()
+    assert info["entries"] == 3 and info["stages"] == {"a": 2, "b": 1} and info["bytes"] > 0
+    assert store.clear() == 3
+    assert store.info()["entries"] == 0
+
+
+# ------------------------------------------------------------------------------------------
+# fits
+
+
+def _fit(cells, bulk, drug, cache, **changes):
+    model = ScDEAL(ScDealConfig(**{**TINY, **changes}), cache=cache)
+    model.fit(cells.copy(), drug, bulk=bulk, gene_ids="entrez")
+    return model
+
+
+def _state(net):
+    return {k: v.clone() for k, v in net.state_dict().items()}
+
+
+def test_another_drug_reuses_the_pretraining_and_gives_the_same_networks(
+        bulk, gefitinib_cells, tmp_path):
+    cold = _fit(gefitinib_cells, bulk, "Gefitinib", tmp_path)
+    assert cold.training["cache"] == {"bulk_extractor": "miss", "target_extractor": "miss"}
+    other = _fit(gefitinib_cells, bulk, "Erlotinib", tmp_path)
+    assert other.training["cache"] == {"bulk_extractor": "hit", "target_extractor": "hit"}
+    assert other.drug == "Erlotinib"
+    # The same drug again from the cache, and without any cache: identical to the cold fit.
+    warm = _fit(gefitinib_cells, bulk, "Gefitinib", tmp_path)
+    off = _fit(gefitinib_cells, bulk, "Gefitinib", False)
+    assert off.training["cache"] == {"bulk_extractor": "off", "target_extractor": "off"}
+    for model in (warm, off):
+        for a, b in ((model.target_net, cold.target_net), (model.bulk_net, cold.bulk_net)):
+            sa, sb = _state(a), _state(b)
+            assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    # Shared stages are trained once: both members start transfer from the same M_s.
+    pre = [m.pretransfer_net.extractor.state_dict() for m in cold.members]
+    assert all(torch.equal(pre[0][k], pre[1][k]) for k in pre[0])
+
+
+def test_what_the_key_depends_on(bulk, gefitinib_cells, tmp_path):
+    _fit(gefitinib_cells, bulk, "Gefitinib", tmp_path)
+    # Another seed or extractor setting: new entries; predictor settings: the same ones.
+    assert _fit(gefitinib_cells, bulk, "Gefitinib", tmp_path, seed=1).training["cache"] == {
+        "bulk_extractor": "miss", "target_extractor": "miss"}
+    assert _fit(gefitinib_cells, bulk, "Gefitinib", tmp_path,
+                predictor_dims=(16,)).training["cache"]["bulk_extractor"] == "hit"
+    assert _fit(gefitinib_cells, bulk, "Gefitinib", tmp_path,
+                latent_dim=4).training["cache"]["bulk_extractor"] == "miss"
+    # Fewer cells: the bulk extractor is reused, the cell stages are not.
+    fewer = _fit(gefitinib_cells[:50], bulk, "Gefitinib", tmp_path)
+    assert fewer.training["cache"] == {"bulk_extractor": "hit", "target_extractor": "miss"}
+    # Other bulk lines (e.g. held out by the demo): a new bulk extractor.
+    held = _fit(gefitinib_cells, bulk.without_lines(list(bulk.expression.index[:5])),
+                "Gefitinib", tmp_path)
+    assert held.training["cache"]["bulk_extractor"] == "miss"
+
+
+def test_a_fit_survives_a_corrupt_entry(bulk, gefitinib_cells, tmp_path):
+    first = _fit(gefitinib_cells, bulk, "Gefitinib", tmp_path)
+    for f in (tmp_path / "models").glob("*/*/tensors.safetensors"):
+        f.write_bytes(f.read_bytes()[:100])
+    again = _fit(gefitinib_cells, bulk, "Gefitinib", tmp_path)
+    assert again.training["cache"] == {"bulk_extractor": "miss", "target_extractor": "miss"}
+    X, _ = first.target_matrix(gefitinib_cells)
+    np.testing.assert_array_equal(first.target_net.predict_proba(torch.as_tensor(X)).numpy(),
+                                  again.target_net.predict_proba(torch.as_tensor(X)).numpy())
+
+
+def test_cli_cache_info_clear_and_no_cache(bulk, gdsc_data_dir, shared_dir, tmp_path, capsys,
+                                           monkeypatch):
+    from scdeal.cli import main
+
+    monkeypatch.setenv("SCDEAL_DATA_DIR", gdsc_data_dir)
+    monkeypatch.setenv("SCDEAL_CACHE_DIR", str(tmp_path / "cache"))
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({**TINY, "hidden_dims": [32], "predictor_dims": [8]}))
+    target = shared_dir / "scad" / "Target_expr_resp_z.Gefitinib_tp4k.tsv"
+    args = ["--quiet", "run", "--drug", "Gefitinib", "--target", str(target), "--gene-ids",
+            "entrez", "--config", str(config)]
+    assert main([*args, "--no-cache", "--out", str(tmp_path / "a")]) == 0
+    assert ModelCache(tmp_path / "cache").info()["entries"] == 0
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    run = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert run["training"]["cache"] == {"bulk_extractor": "miss", "target_extractor": "miss"}
+    capsys.readouterr()
+    assert main(["cache", "info"]) == 0
+    out = capsys.readouterr().out
+    assert "2 entries" in out and "bulk_extractor: 1" in out
+    assert main(["cache", "clear"]) == 0
+    assert "removed 2 entries" in capsys.readouterr().out
+    assert ModelCache(tmp_path / "cache").info()["entries"] == 0
+
+
+def test_umap_kernels_are_compiled_once_per_installation(tmp_path):
+    # A fresh process builds a neighbour graph; numba must leave the compiled UMAP kernels
+    # in its cache folder for the next process.
+    code = ("import numpy as np, anndata as ad\n"
+            "from scdeal.data.neighbors import neighbors\n"
+            "a = ad.AnnData(np.zeros((30, 1), np.float32))\n"
+            "a.obsm['e'] = np.random.default_rng(0).normal(size=(30, 3))\n"
+            "neighbors(a, use_rep='e', n_neighbors=5)\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
+    names = {p.name.split(".")[1].split("-")[0] for p in tmp_path.rglob("umap_.*.nbi")}
+    assert {"smooth_knn_dist", "compute_membership_strengths"} <= names
