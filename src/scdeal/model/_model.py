@@ -288,9 +288,6 @@ class ScDEAL:
     def _extractor(self, n_genes: int) -> FeatureExtractor:
         return fitting.build_extractor(self.config, n_genes)
 
-    def _clusters(self, extractor: FeatureExtractor, X: torch.Tensor, seed: int) -> torch.Tensor:
-        return fitting.leiden_clusters(extractor, X, seed, self.config.cluster_resolution)
-
     def prepare_target(self, adata: AnnData) -> AnnData:
         """Gene ids -> HGNC symbols, then the preprocessing the configuration asks for."""
         if adata.n_obs == 0 or adata.n_vars == 0:

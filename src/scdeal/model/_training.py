@@ -11,7 +11,6 @@ the bulk validation CE plus the MMD between bulk validation lines and held-out t
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 from collections.abc import Callable, Iterator
@@ -56,19 +55,25 @@ class StageHistory:
                 "train_loss": self.train_loss, "val_loss": self.val_loss, **self.extra}
 
 
+def _snapshot(module: torch.nn.Module) -> dict[str, Tensor]:
+    # What copy.deepcopy(state_dict()) gives, without its Python overhead (measured: ~10% of
+    # a warm fit went to deep copies).
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
 class _BestKeeper:
     """Remembers the module states with the lowest validation loss; tells when to stop."""
 
     def __init__(self, modules: list[torch.nn.Module], patience: int, history: StageHistory):
         self.modules, self.patience, self.history = modules, patience, history
-        self.best_states = [copy.deepcopy(m.state_dict()) for m in modules]
+        self.best_states = [_snapshot(m) for m in modules]
         self.since_best = 0
 
     def update(self, epoch: int, val_loss: float) -> bool:
         """Record ``val_loss``; return True when training should stop."""
         if val_loss < self.history.best_val_loss - 1e-6:
             self.history.best_val_loss, self.history.best_epoch = val_loss, epoch
-            self.best_states = [copy.deepcopy(m.state_dict()) for m in self.modules]
+            self.best_states = [_snapshot(m) for m in self.modules]
             self.since_best = 0
         else:
             self.since_best += 1

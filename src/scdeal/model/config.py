@@ -40,8 +40,9 @@ class ScDealConfig:
         training split; Adam with ``lr`` and ``weight_decay``; ``batch_size``; maximum epochs per
         stage and early-stopping ``patience`` on the validation loss.
     Ensemble
-        ``n_models`` members trained independently (own bulk split, initialisation, batches;
-        seeds ``seed``, ``seed + 1``, ...); predictions are their averaged probabilities.
+        ``n_models`` members trained separately (own bulk split, initialisation, batches;
+        seeds ``seed``, ``seed + 1``, ...; they share M_b's label-free pre-training, seeded by
+        ``seed``); predictions are their averaged probabilities.
         Single runs of this method vary a lot with the seed; averaging removes most of that.
     Transfer (DaNN)
         loss = CE(P(M_b(x_b)), y_b) + ``mmd_weight`` * MMD^2(M_b(x_b), M_s(x_s))
@@ -101,7 +102,7 @@ class ScDealConfig:
     consistency_weight: float = 0.0
     # target preprocessing
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
-    # ensemble: n_models independently seeded networks (seeds seed, seed+1, ...), averaged
+    # ensemble: n_models separately seeded networks (seeds seed, seed+1, ...), averaged
     n_models: int = 5
     # run
     seed: int = 0
