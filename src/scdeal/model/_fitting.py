@@ -19,7 +19,6 @@ import pandas as pd
 import torch
 from anndata import AnnData
 
-from ..data.gdsc import BulkData
 from ..data.neighbors import neighbors
 from ..nn import (
     DrugResponseNet,
@@ -219,7 +218,7 @@ def _load_extractor(cfg: ScDealConfig, n_genes: int, tensors: dict,
     return extractor.to(device).eval()
 
 
-def fit_member(model, bulk: BulkData, bulk_expr: pd.DataFrame, Xs: np.ndarray, seed: int,
+def fit_member(model, labelled: prep.BulkSplit, Xs: np.ndarray, seed: int,
                shared: SharedStages, device: torch.device, bar: _Progress) -> tuple[Member, dict]:
     """Train one ensemble member of ``model`` (its configuration, drug and genes) from the
     shared pre-trained extractors: its own bulk split, predictor, batches and transfer."""
@@ -228,7 +227,7 @@ def fit_member(model, bulk: BulkData, bulk_expr: pd.DataFrame, Xs: np.ndarray, s
     np.random.seed(seed)
     generator = torch.Generator().manual_seed(seed)
     timings: dict[str, float] = {}
-    split = prep.bulk_split(bulk, model.drug, cfg, bulk_expr)
+    split = prep.bulk_split(labelled, cfg)
 
     # Bulk matrices (standardised over all lines, label-free); resampling of train only.
     Xb = shared.bulk_scaler.transform(split.X.to_numpy(np.float32))

@@ -199,6 +199,8 @@ class ScDEAL:
         Xs = self.target_scaler.transform(Xs)
         timings["load_and_preprocess"] = time.perf_counter() - start
 
+        # The drug's labelled lines, checked before any training.
+        labelled = prep.drug_labels(bulk, self.drug, cfg, bulk_expr)
         bar = _Progress(progress)
         shared = fitting.fit_shared(self, bulk_expr, Xs, device, bar, self._cache_store())
         timings.update(shared.timings)
@@ -206,8 +208,8 @@ class ScDEAL:
                  *(_CACHE_WORDS[shared.cache[s]] for s in ("bulk_extractor", "target_extractor")))
         members, reports = [], []
         for index in range(cfg.n_models):
-            member, report = fitting.fit_member(self, bulk, bulk_expr, Xs, cfg.seed + index,
-                                                shared, device, bar)
+            member, report = fitting.fit_member(self, labelled, Xs, cfg.seed + index, shared,
+                                                device, bar)
             members.append(member)
             reports.append(report)
             for stage, seconds in report["timings_s"].items():

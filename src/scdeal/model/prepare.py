@@ -9,6 +9,7 @@ genes on HGNC symbols, per-gene standardisation over the target cells (no labels
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -86,8 +87,9 @@ def bulk_expression_on_symbols(bulk: BulkData) -> tuple[pd.DataFrame, dict]:
     return expr.astype(np.float32), dict(mapping.summary)
 
 
-def bulk_split(bulk: BulkData, drug: str, config: ScDealConfig, expression: pd.DataFrame) -> BulkSplit:
-    """Labels for ``drug``, the stratified split (60/20/20 by default)."""
+def drug_labels(bulk: BulkData, drug: str, config: ScDealConfig,
+                expression: pd.DataFrame) -> BulkSplit:
+    """The labelled, expressed lines of ``drug`` (not split yet: see :func:`bulk_split`)."""
     binarized, release = bulk.labels_for(drug, release=config.release, metric=config.metric,
                                          method=config.binarization)
     labels = binarized.labels.dropna().astype(int)
@@ -99,10 +101,17 @@ def bulk_split(bulk: BulkData, drug: str, config: ScDealConfig, expression: pd.D
             f"{bulk.resolve_drug(drug)} has {n_sens} sensitive and {n_res} resistant labelled "
             f"cell lines with expression; at least {config.min_per_class} of each are needed "
             "(try --release GDSC1/GDSC2 or another binarisation)")
-    X = expression.loc[labels.index]
-    train, val, test = stratified_split(labels.to_numpy(), config.split, config.seed)
-    return BulkSplit(X=X, y=labels, train=train, val=val, test=test, release=release,
-                     cutoff=binarized.cutoff, binarization=binarized.branch)
+    empty = np.array([], dtype=int)
+    return BulkSplit(X=expression.loc[labels.index], y=labels, train=empty, val=empty,
+                     test=empty, release=release, cutoff=binarized.cutoff,
+                     binarization=binarized.branch)
+
+
+def bulk_split(labelled: BulkSplit, config: ScDealConfig) -> BulkSplit:
+    """The stratified split (60/20/20 by default) of :func:`drug_labels`' lines, seeded by
+    ``config.seed``."""
+    train, val, test = stratified_split(labelled.y.to_numpy(), config.split, config.seed)
+    return dataclasses.replace(labelled, train=train, val=val, test=test)
 
 
 def stratified_split(y: np.ndarray, fractions: tuple[float, float, float], seed: int):

@@ -13,7 +13,7 @@ The rule (:data:`RULE`): a fit is **reliable** when
 
 - most members agree on how to rank the cells: ``member_consensus`` (for each member, the
   Pearson correlation over the cells between its P(sensitive) and the mean of the other
-  members'; the median over members) is at least 0.65, and
+  members'; the median over members) is at least 0.7, and
 - the bulk predictor separates the drug's held-out bulk test lines: the members' mean test
   AUROC (``bulk_test_auroc``) is at least 0.6.
 
@@ -58,9 +58,11 @@ class ReliabilityRule:
     development evidence only)."""
 
     # Chosen by benchmarks/reliability_rule.py on development evidence only (simulated GDSC
-    # drugs and the shared cases; criterion stated there and in benchmarks/README.md).
+    # drugs and the shared cases; criterion stated there and in benchmarks/README.md). 0.65
+    # until the members came to share M_b's label-free pre-training, which raised their
+    # agreement on weak fits too; re-chosen by the same criterion: reliability_rule_fast.md.
     statistic: str = "member_consensus"
-    min_agreement: float = 0.65
+    min_agreement: float = 0.7
     min_bulk_test_auroc: float = 0.6
 
     def __post_init__(self) -> None:
