@@ -17,6 +17,7 @@ Measures, with fixed seeds and medians over repeats:
 
 Usage (from the repository root; needs the GDSC wheel, e.g. SCDEAL_DATA_DIR=../shared/data/pypi):
     python benchmarks/speed.py --data-dir ../shared/data --work /tmp/scdeal_speed [--quick]
+    python benchmarks/speed.py --data-dir ../shared/data --parts fast,run --repeats 2
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ print(json.dumps({"wall_s": time.perf_counter() - t0,
 """
 
 
-def child(code: str, *args: str) -> dict:
+def child(code: str, *args: str, env: dict | None = None) -> dict:
     proc = subprocess.run([sys.executable, "-c", CHILD, code, *args], capture_output=True,
-                          text=True, env={**os.environ})
+                          text=True, env=env or {**os.environ})
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -143,7 +144,11 @@ def machine() -> dict:
 
 
 def bench_runs(data_dir: Path, work: Path, repeats: int) -> dict:
+    """Cold runs: the stored pre-training is removed before each (see ``fast`` for warm)."""
+    import shutil
+
     out = {}
+    cache = work / "cache"
     for case, drug in CASES.items():
         target = data_dir / "scad" / f"Target_expr_resp_z.{case}_tp4k.tsv"
         rows = []
@@ -154,7 +159,8 @@ def bench_runs(data_dir: Path, work: Path, repeats: int) -> dict:
                     f"'--label-key', 'response', '--gene-ids', 'entrez', '--seed', '0', "
                     f"'--out', {str(run_dir)!r}, '--quiet'])\n"
                     "assert rc == 0\n")
-            res = child(code)
+            shutil.rmtree(cache / "models", ignore_errors=True)
+            res = child(code, env={**os.environ, "SCDEAL_CACHE_DIR": str(cache)})
             timings = json.loads((run_dir / "run.json").read_text())["timings_s"]
             rows.append({**timings, "process_wall_s": res["wall_s"],
                          "peak_rss_mb": res["peak_rss_mb"]})

@@ -236,7 +236,9 @@ def summary_markdown(table: pd.DataFrame, *, cases: Sequence[BenchmarkCase],
               "Wall time of fit + prediction and peak memory (resident set size above the "
               "level at the row's start, sampled every 5 ms), mean over seeds. Rows of one "
               "shared scDEAL fit report that fit's time and memory. The first rows of a run "
-              "also pay one-off costs (gene tables read, modules imported).", "",
+              "also pay one-off costs (gene tables read, modules imported), and a scDEAL row "
+              "skips the drug-independent pre-training when an earlier row with the same "
+              "seed, settings and cells stored it in the cache.", "",
               _cost_markdown(table, case_names, order)]
     failed = table[table["error"].fillna("").astype(str) != ""]
     if len(failed):
