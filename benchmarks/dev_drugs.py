@@ -95,7 +95,9 @@ def run_fit(drug: str, seed: int, args: dict, path: Path) -> str:
                          seed=seed))
     overrides = dict(args["overrides"])
     n_models = int(overrides.get("n_models", ScDealConfig().n_models))
-    config = ScDealConfig(**{**overrides, "seed": seed * n_models, "release": "GDSC2"})
+    # member_threads=1: the fits already run in parallel processes (same numbers either way).
+    config = ScDealConfig(**{"member_threads": 1, **overrides, "seed": seed * n_models,
+                             "release": "GDSC2"})
     model = ScDEAL(config).fit(target, drug, bulk=bulk.without_lines(held), gene_ids="symbol")
     X, names = model.target_matrix(target)
     post, pre, _ = model._predict_members(X)
@@ -120,7 +122,7 @@ def run_case_fit(case, seed: int, args: dict, path: Path) -> str:
 
     started = time.perf_counter()
     item = load_case(case)
-    config = ScDealConfig(**args["overrides"])
+    config = ScDealConfig(**{"member_threads": 1, **args["overrides"]})
     config = config.replace(seed=model_seed(seed, config))
     bulk = _bulk()
     model = ScDEAL(config).fit(item.features.copy(), bulk.resolve_drug(case.drug), bulk=bulk,

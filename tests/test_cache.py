@@ -204,3 +204,18 @@ def test_umap_kernels_are_compiled_once_per_installation(tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
     names = {p.name.split(".")[1].split("-")[0] for p in tmp_path.rglob("umap_.*.nbi")}
     assert {"smooth_knn_dist", "compute_membership_strengths"} <= names
+
+
+def test_members_in_threads_give_the_same_numbers(bulk, gefitinib_cells, tmp_path):
+    # Each member draws from its own generators, so training them side by side changes
+    # nothing; a second fit with the same seed is identical too.
+    one = _fit(gefitinib_cells, bulk, "Gefitinib", tmp_path, member_threads=1, n_models=3)
+    two = _fit(gefitinib_cells, bulk, "Gefitinib", tmp_path, member_threads=2, n_models=3)
+    again = _fit(gefitinib_cells, bulk, "Gefitinib", tmp_path, member_threads=2, n_models=3)
+    X, _ = one.target_matrix(gefitinib_cells)
+    p = [m.target_net.predict_proba(torch.as_tensor(X)).numpy() for m in (one, two, again)]
+    np.testing.assert_array_equal(p[0], p[1])
+    np.testing.assert_array_equal(p[1], p[2])
+    # ... and the members still differ from each other (own splits, initialisation, noise).
+    members = [m.target_net.predict_proba(torch.as_tensor(X)).numpy() for m in two.members]
+    assert not np.allclose(members[0], members[1])

@@ -267,6 +267,8 @@ def _run_in_workers(tasks, jobs: int, bulk: BulkData, config: ScDealConfig, coll
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    # The workers share the cores already: one thread per fit (same numbers either way).
+    config = config.replace(member_threads=1)
     # "spawn": a forked child would inherit the parent's OpenMP/torch thread state.
     executor = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(
         "spawn"), initializer=_init_worker, initargs=(bulk,))

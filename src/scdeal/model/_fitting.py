@@ -11,6 +11,7 @@ clusters of its embedding. Per ensemble member, on its own bulk split (:func:`fi
 from __future__ import annotations
 
 import copy
+import threading
 import time
 from dataclasses import dataclass
 
@@ -27,12 +28,15 @@ from ..nn import (
     PredictorConfig,
     ResponsePredictor,
     config_for,
+    use_generator,
 )
 from . import _training as train
 from . import prepare as prep
 from ._progress import _Progress
 from .config import ScDealConfig
 from .metrics import classification_metrics
+
+_INIT_LOCK = threading.Lock()
 
 
 @dataclass
@@ -223,9 +227,11 @@ def fit_member(model, labelled: prep.BulkSplit, Xs: np.ndarray, seed: int,
     """Train one ensemble member of ``model`` (its configuration, drug and genes) from the
     shared pre-trained extractors: its own bulk split, predictor, batches and transfer."""
     cfg = model.config.replace(seed=seed)
-    torch.manual_seed(seed)
-    np.random.seed(seed)
     generator = torch.Generator().manual_seed(seed)
+    # Members may train side by side in threads: everything random below draws from this
+    # member's own generators (batches, dropout, corruption), and the one use of torch's
+    # global RNG, the initialisation of P, is seeded and run under a lock.
+    noise = torch.Generator().manual_seed(seed + 7919)
     timings: dict[str, float] = {}
     split = prep.bulk_split(labelled, cfg)
 
@@ -250,10 +256,13 @@ def fit_member(model, labelled: prep.BulkSplit, Xs: np.ndarray, seed: int,
 
     # Predictor P on M_b (this member's copy of M_b is fine-tuned with it).
     t0 = time.perf_counter()
-    predictor = build_predictor(cfg).to(device)
+    with _INIT_LOCK:
+        torch.manual_seed(seed)
+        predictor = build_predictor(cfg).to(device)
     bulk_net = DrugResponseNet(bulk_extractor, predictor)
-    hist_p = train.train_predictor(bulk_net, tb["train_rs"], yt["train_rs"], tb["val"],
-                                   yt["val"], cfg, generator, progress=bar)
+    with use_generator([bulk_net], noise):
+        hist_p = train.train_predictor(bulk_net, tb["train_rs"], yt["train_rs"], tb["val"],
+                                       yt["val"], cfg, generator, progress=bar)
     bulk_test = classification_metrics(
         yb[split.test], bulk_net.predict_proba(tb["test"]).cpu().numpy())
     timings["bulk_predictor"] = time.perf_counter() - t0
@@ -267,8 +276,10 @@ def fit_member(model, labelled: prep.BulkSplit, Xs: np.ndarray, seed: int,
     hist_s = None
     if shared.target_from_bulk:
         target_extractor = copy.deepcopy(bulk_extractor)
-        hist_s = train.pretrain_extractor(target_extractor, ts_train, ts_val, cfg, generator,
-                                          stage="target_extractor", progress=bar)
+        with use_generator([target_extractor], noise):
+            hist_s = train.pretrain_extractor(target_extractor, ts_train, ts_val, cfg,
+                                              generator, stage="target_extractor",
+                                              progress=bar)
     else:
         target_extractor = copy.deepcopy(shared.target_extractor)
     timings["target_extractor"] = time.perf_counter() - t0
@@ -282,13 +293,14 @@ def fit_member(model, labelled: prep.BulkSplit, Xs: np.ndarray, seed: int,
     if cfg.transfer:
         anchor = (pretransfer_net.predict_proba(ts_all) if cfg.consistency_weight > 0
                   else None)
-        hist_t = train.train_transfer(
-            bulk_net, target_extractor, tb["train_rs"], yt["train_rs"], tb["val"],
-            yt["val"], ts_train, ts_val, cfg, generator,
-            clusters_train=None if clusters is None else clusters[s_train],
-            clusters_val=None if clusters is None else clusters[s_val],
-            anchor_train=None if anchor is None else anchor[s_train],
-            anchor_val=None if anchor is None else anchor[s_val], progress=bar)
+        with use_generator([bulk_net, target_extractor], noise):
+            hist_t = train.train_transfer(
+                bulk_net, target_extractor, tb["train_rs"], yt["train_rs"], tb["val"],
+                yt["val"], ts_train, ts_val, cfg, generator,
+                clusters_train=None if clusters is None else clusters[s_train],
+                clusters_val=None if clusters is None else clusters[s_val],
+                anchor_train=None if anchor is None else anchor[s_train],
+                anchor_val=None if anchor is None else anchor[s_val], progress=bar)
     target_net = DrugResponseNet(target_extractor, bulk_net.predictor).eval()
     bulk_net.eval()
     timings["transfer"] = time.perf_counter() - t0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -206,12 +207,21 @@ class ScDEAL:
         timings.update(shared.timings)
         log.info("pre-trained extractors (drug-independent): bulk %s, cells %s",
                  *(_CACHE_WORDS[shared.cache[s]] for s in ("bulk_extractor", "target_extractor")))
-        members, reports = [], []
-        for index in range(cfg.n_models):
-            member, report = fitting.fit_member(self, labelled, Xs, cfg.seed + index, shared,
-                                                device, bar)
-            members.append(member)
-            reports.append(report)
+        def member(index: int):
+            return fitting.fit_member(self, labelled, Xs, cfg.seed + index, shared, device, bar)
+
+        threads = min(cfg.member_threads, cfg.n_models, len(os.sched_getaffinity(0))
+                      if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+        if threads > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                results = list(pool.map(member, range(cfg.n_models)))
+        else:
+            results = [member(index) for index in range(cfg.n_models)]
+        members = [m for m, _ in results]
+        reports = [r for _, r in results]
+        for report in reports:  # seconds summed over members (they may overlap in time)
             for stage, seconds in report["timings_s"].items():
                 timings[stage] = timings.get(stage, 0.0) + seconds
         bar.close()

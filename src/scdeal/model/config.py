@@ -42,7 +42,9 @@ class ScDealConfig:
     Ensemble
         ``n_models`` members trained separately (own bulk split, initialisation, batches;
         seeds ``seed``, ``seed + 1``, ...; they share M_b's label-free pre-training, seeded by
-        ``seed``); predictions are their averaged probabilities.
+        ``seed``); predictions are their averaged probabilities. ``member_threads`` members
+        train side by side (default 2, capped by the usable cores); each draws from its own
+        random generators, so the numbers do not depend on it.
         Single runs of this method vary a lot with the seed; averaging removes most of that.
     Transfer (DaNN)
         loss = CE(P(M_b(x_b)), y_b) + ``mmd_weight`` * MMD^2(M_b(x_b), M_s(x_s))
@@ -111,6 +113,10 @@ class ScDealConfig:
     # is about as fast as several, and several slow down badly when other processes compete
     # for the cores (measured: 8.8 min instead of 1.4 min for the demo on a busy 2-core machine).
     num_threads: int = 1
+    # Ensemble members trained side by side, one thread each (they are independent; each
+    # draws from its own random generators, so the numbers do not depend on this). Capped by
+    # the usable cores; set 1 when other processes already use them (a benchmark's workers).
+    member_threads: int = 2
 
     def __post_init__(self) -> None:
         self.hidden_dims = _widths("hidden_dims", self.hidden_dims, allow_empty=False)
@@ -232,6 +238,7 @@ _RULES: dict[str, tuple[Any, str]] = {
     "n_models": _WHOLE_POSITIVE,
     "seed": (_at_least(0, whole=True), "a whole number >= 0"),
     "num_threads": _WHOLE_POSITIVE,
+    "member_threads": _WHOLE_POSITIVE,
 }
 
 

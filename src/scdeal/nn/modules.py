@@ -18,7 +18,8 @@ Output column order everywhere: 0 = resistant, 1 = sensitive.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import NamedTuple
 
@@ -38,6 +39,8 @@ __all__ = [
     "ExtractorLossTerms",
     "ExtractorOutput",
     "FeatureExtractor",
+    "SeededDropout",
+    "use_generator",
     "NoiseKind",
     "PredictorConfig",
     "config_for",
@@ -136,6 +139,47 @@ def _check_dropout(dropout: float) -> None:
         raise ScdealError(f"dropout={dropout} is outside [0, 1); use a rate such as 0.1")
 
 
+class SeededDropout(nn.Dropout):
+    """``nn.Dropout`` that draws its mask from ``self.generator`` when one is set (see
+    :func:`use_generator`), so that networks trained side by side in threads each have their
+    own reproducible stream; with none set it is ``nn.Dropout``."""
+
+    generator: torch.Generator | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0 or self.generator is None:
+            return super().forward(x)
+        keep = torch.rand(x.shape, generator=self.generator, device=x.device,
+                          dtype=x.dtype) >= self.p
+        return x * keep / (1.0 - self.p)
+
+
+@contextlib.contextmanager
+def use_generator(modules: Sequence[nn.Module], generator: torch.Generator) -> Iterator[None]:
+    """Draw the dropout masks, DAE corruption and VAE samples of ``modules`` from
+    ``generator`` inside the block (torch's global RNG again afterwards).
+
+    Examples
+    --------
+    >>> fe = FeatureExtractor(6, [4], 2, kind="dae", dropout=0.5)
+    >>> x = torch.ones(3, 6)
+    >>> def draw(seed):
+    ...     with use_generator([fe], torch.Generator().manual_seed(seed)):
+    ...         return fe(x).z
+    >>> bool(torch.equal(draw(1), draw(1))), fe.generator is None
+    (True, True)
+    """
+    owners = [m for module in modules for m in module.modules()
+              if isinstance(m, SeededDropout | FeatureExtractor)]
+    for m in owners:
+        m.generator = generator
+    try:
+        yield
+    finally:
+        for m in owners:
+            m.generator = None
+
+
 def _mlp_blocks(
     widths: Sequence[int], *, dropout: float, batch_norm: bool, activation: str
 ) -> nn.Sequential:
@@ -147,7 +191,7 @@ def _mlp_blocks(
             layers.append(nn.BatchNorm1d(n_out))
         layers.append(_ACTIVATIONS[activation]())
         if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+            layers.append(SeededDropout(dropout))
     return nn.Sequential(*layers)
 
 
@@ -190,6 +234,9 @@ class FeatureExtractor(nn.Module):
     >>> fe.encode(torch.randn(8, 100)).shape
     torch.Size([8, 16])
     """
+
+    # Source of DAE corruption and VAE samples when set (use_generator); else torch's RNG.
+    generator: torch.Generator | None = None
 
     def __init__(
         self,
@@ -307,6 +354,8 @@ class FeatureExtractor(nn.Module):
                 "build the extractor with kind='dae'"
             )
         rate = self.config.noise_rate
+        if generator is None:
+            generator = self.generator
         if self.config.noise == "mask":
             drop = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) < rate
             return x.masked_fill(drop, 0.0)
@@ -325,7 +374,9 @@ class FeatureExtractor(nn.Module):
             return ExtractorOutput(recon=self.decode(code), z=code)
         mu = code
         if self.training:
-            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+            eps = torch.randn(mu.shape, generator=self.generator, device=mu.device,
+                              dtype=mu.dtype)
+            z = mu + eps * torch.exp(0.5 * logvar)
         else:
             z = mu
         return ExtractorOutput(recon=self.decode(z), z=z, mu=mu, logvar=logvar)
