@@ -84,8 +84,11 @@ def test_attributions_file_and_critical_gene_tables(explained):
     values = np.asarray(attr[:, gene].layers["ig_sensitive"]).ravel()
     p = stats.mannwhitneyu(values[sens], values[~sens], method="asymptotic",
                            use_continuity=False).pvalue
-    assert tests.iloc[0]["pvalue"] == pytest.approx(p)
-    assert tests.iloc[0]["pvalue_adj"] == pytest.approx(min(1.0, p * len(varying)))
+    # rel 1e-4: the table runs the test vectorised over all genes; far in the tail (p ~ 1e-7)
+    # rounding differences in z grow (measured: 2e-6 relative); a wrong test or correction
+    # would be off far more.
+    assert tests.iloc[0]["pvalue"] == pytest.approx(p, rel=1e-4)
+    assert tests.iloc[0]["pvalue_adj"] == pytest.approx(min(1.0, p * len(varying)), rel=1e-4)
     found = 0
     for direction, sign in (("sensitive", 1), ("resistant", -1)):
         table = pd.read_csv(run / f"critical_genes_{direction}.csv")
