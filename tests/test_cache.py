@@ -150,6 +150,9 @@ def test_what_the_key_depends_on(bulk, gefitinib_cells, tmp_path):
     # Fewer cells: the bulk extractor is reused, the cell stages are not.
     fewer = _fit(gefitinib_cells[:50], bulk, "Gefitinib", tmp_path)
     assert fewer.training["cache"] == {"bulk_extractor": "hit", "target_extractor": "miss"}
+    # Without the cluster term no shared cell extractor is needed, so none is trained.
+    plain = _fit(gefitinib_cells, bulk, "Gefitinib", tmp_path, cluster_weight=0.0)
+    assert plain.training["cache"] == {"bulk_extractor": "hit", "target_extractor": "unused"}
     # Other bulk lines (e.g. held out by the demo): a new bulk extractor.
     held = _fit(gefitinib_cells, bulk.without_lines(list(bulk.expression.index[:5])),
                 "Gefitinib", tmp_path)

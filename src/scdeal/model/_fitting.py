@@ -1,11 +1,12 @@
-"""Training: the four scDEAL stages in order.
+"""Training: the four scDEAL stages.
 
 Drug-independent, once per fit and cached (:func:`fit_shared`, :mod:`scdeal.model.cache`):
-1. bulk extractor M_b (reconstruction, on every GDSC line, no labels), 3. single-cell extractor
-M_s (reconstruction, started from M_b's weights in a shared gene space) and the Leiden
-clusters of its embedding. Per ensemble member, on its own bulk split (:func:`fit_member`):
-2. predictor P on a copy of M_b (GDSC labels of the drug), 4. DaNN transfer of a copy of M_s
-(with the cluster-consistency term). The loops themselves are in :mod:`scdeal.model._training`.
+the bulk extractor M_b (reconstruction, on every GDSC line, no labels) and, when the cluster
+term needs them, the Leiden clusters of the cells on a cell extractor pre-trained from M_b.
+Per ensemble member, on its own bulk split (:func:`fit_member`): the predictor P on a copy of
+M_b (GDSC labels of the drug), the member's own cell extractor M_s pre-trained from that
+fine-tuned M_b (in a shared gene space; otherwise a copy of the shared one), and the DaNN
+transfer. The loops themselves are in :mod:`scdeal.model._training`.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class SharedStages:
 
     bulk_extractor: FeatureExtractor
     bulk_scaler: prep.Standardizer
-    target_extractor: FeatureExtractor
+    target_extractor: FeatureExtractor | None  # None when nothing needs it
     clusters: torch.Tensor | None
     target_from_bulk: bool
     history: list
@@ -146,15 +147,8 @@ def fit_shared(model, bulk_expr: pd.DataFrame, Xs: np.ndarray, device: torch.dev
 
     def train_bulk():
         scaler = prep.Standardizer.fit(Xb)
-        X = scaler.transform(Xb)
-        order = np.random.default_rng(seed).permutation(len(X))
-        n_val = max(2, int(round(cfg.split[1] * len(X))))
-        torch.manual_seed(seed)
-        extractor = build_extractor(cfg, Xb.shape[1]).to(device)
-        hist = train.pretrain_extractor(
-            extractor, torch.as_tensor(X[np.sort(order[n_val:])], device=device),
-            torch.as_tensor(X[np.sort(order[:n_val])], device=device), cfg,
-            torch.Generator().manual_seed(seed), stage="bulk_extractor", progress=bar)
+        extractor, hist = _pretrain(cfg, scaler.transform(Xb), cfg.split[1], device, bar,
+                                    "bulk_extractor")
         tensors = {f"extractor.{k}": v for k, v in extractor.state_dict().items()}
         tensors["scaler.mean"] = torch.as_tensor(scaler.mean)
         tensors["scaler.scale"] = torch.as_tensor(scaler.scale)
@@ -178,17 +172,10 @@ def fit_shared(model, bulk_expr: pd.DataFrame, Xs: np.ndarray, device: torch.dev
         clusters=cfg.cluster_resolution if want_clusters else None)
 
     def train_target():
-        order = np.random.default_rng(seed).permutation(len(Xs))
-        n_val = max(2, int(round(cfg.target_val_fraction * len(Xs))))
-        torch.manual_seed(seed)
-        extractor = build_extractor(cfg, Xs.shape[1]).to(device)
-        if from_bulk:
-            extractor.load_state_dict(bulk_extractor.state_dict())
         t_start = time.perf_counter()
-        hist = train.pretrain_extractor(
-            extractor, torch.as_tensor(Xs[np.sort(order[n_val:])], device=device),
-            torch.as_tensor(Xs[np.sort(order[:n_val])], device=device), cfg,
-            torch.Generator().manual_seed(seed), stage="target_extractor", progress=bar)
+        extractor, hist = _pretrain(cfg, Xs, cfg.target_val_fraction, device, bar,
+                                    "target_extractor",
+                                    init=bulk_extractor.state_dict() if from_bulk else None)
         tensors = {f"extractor.{k}": v for k, v in extractor.state_dict().items()}
         seconds = {"target_extractor": time.perf_counter() - t_start}
         if want_clusters:
@@ -198,6 +185,12 @@ def fit_shared(model, bulk_expr: pd.DataFrame, Xs: np.ndarray, device: torch.dev
             seconds["clusters"] = time.perf_counter() - t_start
         return tensors, {"history": hist.to_dict(), "seconds": seconds}
 
+    if from_bulk and not want_clusters:
+        # Each member pre-trains its own M_s from its fine-tuned M_b; without the cluster
+        # term nothing needs a shared one.
+        status["target_extractor"] = "unused"
+        return SharedStages(bulk_extractor, bulk_scaler, None, None, from_bulk, history,
+                            timings, status)
     t0 = time.perf_counter()
     tensors, meta = _cached_stage(store, "target_extractor", target_key, train_target, status)
     target_extractor = _load_extractor(cfg, Xs.shape[1], tensors, device)
@@ -212,6 +205,24 @@ def fit_shared(model, bulk_expr: pd.DataFrame, Xs: np.ndarray, device: torch.dev
             timings["clusters"] = meta["seconds"]["clusters"]
     return SharedStages(bulk_extractor, bulk_scaler, target_extractor, clusters, from_bulk,
                         history, timings, status)
+
+
+def _pretrain(cfg: ScDealConfig, X: np.ndarray, val_fraction: float, device: torch.device,
+              bar: _Progress, stage: str, init: dict | None = None):
+    """A freshly initialised (or ``init``-started) extractor pre-trained on the rows of ``X``,
+    a seeded ``val_fraction`` of them held out for early stopping."""
+    seed = cfg.seed
+    order = np.random.default_rng(seed).permutation(len(X))
+    n_val = max(2, int(round(val_fraction * len(X))))
+    torch.manual_seed(seed)
+    extractor = build_extractor(cfg, X.shape[1]).to(device)
+    if init is not None:
+        extractor.load_state_dict(init)
+    hist = train.pretrain_extractor(
+        extractor, torch.as_tensor(X[np.sort(order[n_val:])], device=device),
+        torch.as_tensor(X[np.sort(order[:n_val])], device=device), cfg,
+        torch.Generator().manual_seed(seed), stage=stage, progress=bar)
+    return extractor, hist
 
 
 def _load_extractor(cfg: ScDealConfig, n_genes: int, tensors: dict,

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 MIN_GENE_FRACTION = 0.9
 PREDICT_CHUNK = 8192
 _CACHE_WORDS = {"hit": "read from the cache", "miss": "trained and cached",
-                "off": "trained (cache off)"}
+                "off": "trained (cache off)", "unused": "not needed"}
 
 
 class ScDEAL:
