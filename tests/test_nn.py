@@ -396,3 +396,53 @@ def test_classification_loss_bad_inputs():
         classification_loss(torch.zeros(3, 3), torch.tensor([0, 1, 1]))
     with pytest.raises(ScdealError, match="class_weight"):
         classification_loss(torch.zeros(2, 2), torch.tensor([0, 1]), class_weight=torch.ones(3))
+
+
+# ---------------------------------------------------------------- optimiser
+
+
+def _two_layer(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(20, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+
+
+def test_fused_adam_matches_torch_fused_adam_bit_for_bit():
+    from scdeal.nn.optim import FusedAdam
+
+    ours, theirs = _two_layer(0), _two_layer(0)
+    opt_ours = FusedAdam(ours.parameters(), lr=1e-2, weight_decay=1e-3)
+    opt_theirs = torch.optim.Adam(theirs.parameters(), lr=1e-2, weight_decay=1e-3, fused=True)
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(64, 20, generator=gen), torch.randint(0, 2, (64,), generator=gen)
+    for _ in range(30):
+        for net, opt in ((ours, opt_ours), (theirs, opt_theirs)):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(ours.parameters(), theirs.parameters()))
+    state_ours, state_theirs = opt_ours.state_dict()["state"], opt_theirs.state_dict()["state"]
+    for k in state_theirs:
+        for name in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(state_ours[k][name], state_theirs[k][name])
+    assert all(p.grad is not None for p in ours.parameters())
+    opt_ours.zero_grad()
+    assert all(p.grad is None for p in ours.parameters())
+    with pytest.raises(ValueError, match="closure"):
+        opt_ours.step(lambda: 0.0)
+
+
+def test_training_does_not_import_torch_compiler():
+    # The reason FusedAdam exists: torch's optimiser imports torch._dynamo (1.7 s per process).
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from scdeal.model.config import ScDealConfig\n"
+            "from scdeal.model._training import _optimizer\n"
+            "import torch\n"
+            "net = torch.nn.Linear(4, 2)\n"
+            "opt = _optimizer(net.parameters(), ScDealConfig())\n"
+            "net(torch.ones(3, 4)).sum().backward(); opt.step(); opt.zero_grad()\n"
+            "print('torch._dynamo' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
