@@ -189,14 +189,17 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *,
     run_info = _read_json(run / "run.json")
     explain = _read_json(run / "explain.json")
     stability = _read_csv(run / "stability_summary.csv")
-    if run_info is None and explain is None and stability is None:
-        raise ScdealError(f"{run} holds no run.json, explain.json or stability_summary.csv; "
-                          "give a folder written by scdeal run, explain or stability")
+    screen = _read_csv(run / "drugs.csv") if (run / "screen.json").is_file() else None
+    if run_info is None and explain is None and stability is None and screen is None:
+        raise ScdealError(f"{run} holds no run.json, explain.json, stability_summary.csv or "
+                          "screen.json; give a folder written by scdeal run, explain, "
+                          "stability or screen")
     if draw_missing and run_info is not None:
         _prediction_figures(run)
     fig = run / "figures"
     drug = ((run_info or {}).get("drug") or (explain or {}).get("drug")
-            or (_read_json(run / "stability.json") or {}).get("drug", ""))
+            or (_read_json(run / "stability.json") or {}).get("drug", "")
+            or (f"screen of {len(screen)} drugs" if screen is not None else ""))
     parts = [f"<h1>scDEAL report: {html.escape(str(drug))}</h1>",
              _p(f"Folder {run.resolve()}; generated {_dt.datetime.now():%Y-%m-%d %H:%M}.")]
     if run_info is not None:
@@ -234,7 +237,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *,
                                             "repeats")]
         if runs is not None:
             parts += ["<details><summary>every repeat</summary>", _table(runs), "</details>"]
-    files = sorted(p for p in run.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if screen is not None:
+        parts += _screen_section(run, screen)
+    files = sorted(p for p in run.rglob("*") if p.is_file() and not p.name.startswith(".")
+                   and "parts" not in p.relative_to(run).parts)
     listing = pd.DataFrame({"file": [str(p.relative_to(run)) for p in files],
                             "kB": [f"{p.stat().st_size / 1024:,.1f}" for p in files]})
     parts += ["<h2>Files in the folder</h2>", _table(listing)]
@@ -244,6 +250,32 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *,
     target = Path(out) if out is not None else run / REPORT_FILE
     write_text_atomic(target, page)
     return target
+
+
+def _screen_section(run: Path, drugs: pd.DataFrame) -> list[str]:
+    """The drug screen: the drug table (reliable drugs first, by mean P) and the heatmap."""
+    ok = drugs[drugs["status"] == "ok"]
+    others = drugs[drugs["status"] != "ok"]
+    reliable = ok[ok["reliable"].astype(str) == "True"]
+    parts = ["<h2>Drug screen</h2>",
+             _p(f"{len(ok)} drugs screened ({len(reliable)} flagged reliable), {len(others)} not "
+                "(see status and reason). Each drug's fit is judged by the same label-free "
+                "checks as a single run; a drug not flagged reliable should not be ranked.")]
+    if len(reliable) < len(ok):
+        parts.append(_p(f"{len(ok) - len(reliable)} drug(s) NOT flagged reliable: "
+                        + ", ".join(map(str, ok.loc[ok["reliable"].astype(str) != "True",
+                                                    "drug"])), "warn"))
+    columns = ["drug", "reliable", "member_consensus", "bulk_test_auroc", "fraction_sensitive",
+               "auroc", "ap", "seconds"]
+    ranked = ok.assign(_r=ok["reliable"].astype(str) == "True").sort_values(
+        ["_r", "fraction_sensitive"], ascending=False)
+    parts += [_table(ranked, None, [c for c in columns if ranked[c].notna().any()]),
+              _image(run / "heatmap.png", "mean P(sensitive) per cell group and drug; hatched "
+                     "drugs (*) were not flagged reliable")]
+    if len(others):
+        parts += ["<h3>Drugs not screened</h3>", _table(others, None, ["drug", "status",
+                                                                       "reason"])]
+    return parts
 
 
 def _explain_sections(run: Path, explain: dict) -> list[str]:

@@ -16,8 +16,8 @@ from .. import __version__
 from ..errors import ScdealError
 
 # Sub-command modules, in the order they appear in ``scdeal --help``.
-_COMMANDS = ("run", "predict", "demo", "data", "benchmark", "explain", "report", "stability",
-             "cache")
+_COMMANDS = ("run", "predict", "screen", "demo", "data", "benchmark", "explain", "report",
+             "stability", "cache")
 
 
 def build_parser() -> argparse.ArgumentParser:

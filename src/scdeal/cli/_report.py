@@ -7,9 +7,9 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "report", help="write a self-contained HTML report of a run folder",
+        "report", help="write a self-contained HTML report of a run or screen folder",
         description="Gather the metrics, tables and figures of a folder written by scdeal run, "
-                    "explain or stability into DIR/report.html (figures embedded).")
+                    "explain, stability or screen into DIR/report.html (figures embedded).")
     parser.add_argument("dir", metavar="DIR", help="run (or stability) folder")
     parser.add_argument("--out", help="HTML file to write (default DIR/report.html)")
     parser.set_defaults(func=_report)

@@ -65,7 +65,8 @@ class ScDEAL:
         :func:`scdeal.model.preset`). Keyword arguments override single fields.
     cache
         Where to keep the drug-independent pre-training: ``True`` (default) the scdeal cache
-        (``SCDEAL_CACHE_DIR``), a folder, or ``False`` to train everything in every fit.
+        (``SCDEAL_CACHE_DIR``), a folder, a :class:`~scdeal.model.cache.ModelCache` or
+        :class:`~scdeal.model.cache.MemoryCache`, or ``False`` to train everything in every fit.
 
     Examples
     --------
@@ -90,8 +91,9 @@ class ScDEAL:
                  cache: bool | str | Path = True, **overrides: Any):
         from .config import preset
 
-        if not isinstance(cache, bool | str | Path):
-            raise ScdealError(f"cache must be True, False or a folder, not {cache!r}")
+        if not isinstance(cache, bool | str | Path) and not (
+                hasattr(cache, "get") and hasattr(cache, "put")):
+            raise ScdealError(f"cache must be True, False, a folder or a ModelCache, not {cache!r}")
         self.cache = cache
 
         if config is None:
@@ -161,43 +163,12 @@ class ScDEAL:
         device = self._device()
         timings: dict[str, float] = {}
         start = time.perf_counter()
-
         if bulk is None:
             from ..data.gdsc import load_gdsc
 
             bulk = load_gdsc()
         self.drug = bulk.resolve_drug(drug)
-        self.gene_ids = gene_ids
-        bulk_expr, bulk_gene_summary = prep.bulk_expression_on_symbols(bulk)
-        target = self.prepare_target(adata)
-
-        # Gene spaces.
-        if cfg.gene_space == "shared":
-            target_genes = set(target.var_names)
-            shared = [g for g in bulk_expr.columns if g in target_genes]
-            if len(shared) < cfg.min_shared_genes:
-                raise ScdealError(
-                    f"the target shares only {len(shared)} genes with GDSC (need "
-                    f"{cfg.min_shared_genes}); check --gene-ids or use gene_space='separate'")
-            self.bulk_genes = self.target_genes = shared
-        else:
-            # Measured in benchmarks/README.md: nothing anchors the direction of the cell
-            # embedding to the bulk one, and rankings came out inverted (PLX4720 AUROC 0.01).
-            log.warning("gene_space='separate' (the paper's design): the cells' predictions may "
-                        "come out inverted; check them against known sensitive cells, or use "
-                        "the default gene_space='shared'")
-            self.bulk_genes = list(bulk_expr.columns)
-            self.target_genes = list(target.var_names)
-        bulk_expr = bulk_expr[self.bulk_genes]
-
-        # Target matrix: standardised over all target cells (no labels involved).
-        Xs = prep.dense_float32(target[:, self.target_genes].X)
-        prep.check_finite(Xs, "the target expression matrix")
-        if len(Xs) < 6:
-            raise ScdealError(f"the target has {len(Xs)} cells after preprocessing; at least "
-                              "6 are needed to train")
-        self.target_scaler = prep.Standardizer.fit(Xs)
-        Xs = self.target_scaler.transform(Xs)
+        bulk_expr, bulk_gene_summary, target, Xs = self._training_data(adata, bulk, gene_ids)
         timings["load_and_preprocess"] = time.perf_counter() - start
 
         # The drug's labelled lines, checked before any training.
@@ -262,12 +233,80 @@ class ScDEAL:
         self.warn_if_unreliable()
         return self
 
+    def _training_data(self, adata: AnnData, bulk: BulkData, gene_ids: str):
+        """GDSC expression and the standardised cells on the model's gene spaces (sets
+        ``gene_ids``, ``bulk_genes``, ``target_genes`` and ``target_scaler``)."""
+        cfg = self.config
+        self.gene_ids = gene_ids
+        bulk_expr, bulk_gene_summary = prep.bulk_expression_on_symbols(bulk)
+        target = self.prepare_target(adata)
+
+        # Gene spaces.
+        if cfg.gene_space == "shared":
+            target_genes = set(target.var_names)
+            shared = [g for g in bulk_expr.columns if g in target_genes]
+            if len(shared) < cfg.min_shared_genes:
+                raise ScdealError(
+                    f"the target shares only {len(shared)} genes with GDSC (need "
+                    f"{cfg.min_shared_genes}); check --gene-ids or use gene_space='separate'")
+            self.bulk_genes = self.target_genes = shared
+        else:
+            # Measured in benchmarks/README.md: nothing anchors the direction of the cell
+            # embedding to the bulk one, and rankings came out inverted (PLX4720 AUROC 0.01).
+            log.warning("gene_space='separate' (the paper's design): the cells' predictions may "
+                        "come out inverted; check them against known sensitive cells, or use "
+                        "the default gene_space='shared'")
+            self.bulk_genes = list(bulk_expr.columns)
+            self.target_genes = list(target.var_names)
+        bulk_expr = bulk_expr[self.bulk_genes]
+
+        # Target matrix: standardised over all target cells (no labels involved).
+        Xs = prep.dense_float32(target[:, self.target_genes].X)
+        prep.check_finite(Xs, "the target expression matrix")
+        if len(Xs) < 6:
+            raise ScdealError(f"the target has {len(Xs)} cells after preprocessing; at least "
+                              "6 are needed to train")
+        self.target_scaler = prep.Standardizer.fit(Xs)
+        Xs = self.target_scaler.transform(Xs)
+        return bulk_expr, bulk_gene_summary, target, Xs
+
+    def pretrain(self, adata: AnnData, *, bulk: BulkData | None = None, gene_ids: str = "auto",
+                 progress: bool = False) -> dict[str, Any]:
+        """Run only the drug-independent pre-training on these cells and store it in the cache.
+
+        Later :meth:`fit` calls on the same cells, with the same configuration and cache, then
+        skip it, whatever the drug (a drug screen does this once). The model stays unfitted.
+
+        Returns
+        -------
+        dict
+            ``cache`` (per stage: ``hit``, ``miss``, ``off`` or ``unused``), ``clusters`` (a
+            ``pd.Series`` of the Leiden cluster of each cell that passed preprocessing, as
+            strings, indexed by obs name; ``None`` when the configuration has no cluster term)
+            and ``timings_s``.
+        """
+        with _torch_threads(self.config.num_threads):
+            if bulk is None:
+                from ..data.gdsc import load_gdsc
+
+                bulk = load_gdsc()
+            bulk_expr, _, target, Xs = self._training_data(adata, bulk, gene_ids)
+            shared = fitting.fit_shared(self, bulk_expr, Xs, self._device(),
+                                        _Progress(progress), self._cache_store())
+        clusters = None
+        if shared.clusters is not None:
+            clusters = pd.Series(shared.clusters.cpu().numpy().astype(str), index=target.obs_names,
+                                 name="scdeal_cluster")
+        return {"cache": shared.cache, "clusters": clusters, "timings_s": shared.timings}
+
     def _cache_store(self):
         """The :class:`~scdeal.model.cache.ModelCache` this model uses, or None."""
         from .cache import ModelCache
 
         if self.cache is False:
             return None
+        if not isinstance(self.cache, bool | str | Path):  # a ModelCache or MemoryCache
+            return self.cache
         return ModelCache(None if self.cache is True else self.cache)
 
     def warning_text(self) -> str | None:

@@ -195,3 +195,45 @@ class ModelCache:
             os.rename(self.root, trash)
             shutil.rmtree(trash, ignore_errors=True)
         return n
+
+
+class MemoryCache:
+    """A :class:`ModelCache` held in memory, optionally in front of one on disk.
+
+    What a drug screen ships to its workers: the entries the screen's one drug-independent
+    pre-training produced or read (:attr:`entries`), so that every drug's fit, on any machine,
+    reuses them without a shared disk. ``get`` answers from memory, then from ``backing``
+    (keeping what it found); ``put`` keeps the entry and stores it in ``backing`` too.
+
+    Examples
+    --------
+    >>> import torch
+    >>> front = MemoryCache()
+    >>> front.put("demo", "k", {"w": torch.zeros(1)}, {"epochs": 1})
+    >>> worker = MemoryCache(front.entries)
+    >>> worker.get("demo", "k")[1]["epochs"], worker.get("demo", "other") is None
+    (1, True)
+    """
+
+    def __init__(self, entries: dict | None = None, backing: ModelCache | None = None):
+        self.entries: dict[tuple[str, str], tuple[dict, dict]] = dict(entries or {})
+        self.backing = backing
+
+    def __repr__(self) -> str:
+        return f"MemoryCache({len(self.entries)} entries, backing={self.backing!r})"
+
+    def get(self, stage: str, key: str) -> tuple[dict, dict] | None:
+        """``(tensors, meta)`` for the key, from memory or the backing cache, or ``None``."""
+        found = self.entries.get((stage, key))
+        if found is None and self.backing is not None:
+            found = self.backing.get(stage, key)
+            if found is not None:
+                self.entries[(stage, key)] = found
+        return found
+
+    def put(self, stage: str, key: str, tensors: dict, meta: dict[str, Any]) -> None:
+        """Keep the entry (tensors on the CPU) and store it in the backing cache."""
+        tensors = {k: v.detach().cpu() for k, v in tensors.items()}
+        self.entries[(stage, key)] = (tensors, dict(meta))
+        if self.backing is not None:
+            self.backing.put(stage, key, tensors, meta)

@@ -13,6 +13,7 @@ from .analysis import (
     trajectory_panels,
 )
 from .predictions import prediction_panels, roc_pr_curves, scatter_panel
+from .drug_screen import screen_heatmap
 
 __all__ = [
     "attribution_heatmap",
@@ -23,6 +24,7 @@ __all__ = [
     "roc_pr_curves",
     "save_figure",
     "scatter_panel",
+    "screen_heatmap",
     "stability_boxplot",
     "trajectory_panels",
 ]

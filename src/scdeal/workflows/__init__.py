@@ -3,6 +3,8 @@ their figures together on a run folder (and below ``scdeal.cli``).
 
 - :func:`explain_run` (``scdeal explain``): attributions, critical genes, gene scores,
   enrichment, trajectory and their figures;
+- :func:`screen` (``scdeal screen``): many drugs on the same cells, ranked per cell group,
+  on Dask;
 - :func:`build_report` (``scdeal report``, module :mod:`scdeal.report`, which belongs to this
   layer): one self-contained HTML page of a run.
 
@@ -15,12 +17,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {"ExplainConfig": "scdeal.workflows.explain", "explain_run": "scdeal.workflows.explain",
-            "build_report": "scdeal.report"}
-__all__ = ["ExplainConfig", "build_report", "explain_run"]
+            "build_report": "scdeal.report", "screen": "scdeal.workflows.drug_screen"}
+__all__ = ["ExplainConfig", "build_report", "explain_run", "screen"]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ..report import build_report
     from .explain import ExplainConfig, explain_run
+    from .drug_screen import screen
 
 
 def __getattr__(name: str) -> Any:
