@@ -13,7 +13,7 @@ from .analysis import (
     trajectory_panels,
 )
 from .predictions import prediction_panels, roc_pr_curves, scatter_panel
-from .drug_screen import screen_heatmap
+from .screen import screen_heatmap
 
 __all__ = [
     "attribution_heatmap",

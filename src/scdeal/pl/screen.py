@@ -1,0 +1,68 @@
+"""The drug screen's heatmap: cell groups x drugs, mean P(sensitive)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ..errors import ScdealError
+from ._save import new_figure
+
+
+def screen_heatmap(groups: pd.DataFrame, drugs: pd.DataFrame | None = None, *,
+                   value: str = "mean_p", title: str | None = None) -> Figure:
+    """Heatmap of a screen's ``groups.csv``: one row per cell group, one column per drug.
+
+    Colour is ``value`` (mean P(sensitive) by default; red = sensitive, blue = resistant,
+    white = 0.5). Drugs whose fit was not flagged reliable in ``drugs`` (a screen's
+    ``drugs.csv``) are hatched and their names end in ``*``; columns are ordered by the
+    drugs' overall mean.
+
+    Examples
+    --------
+    >>> groups = pd.DataFrame({"group": ["0", "0", "1", "1"], "drug": ["A", "B", "A", "B"],
+    ...                        "mean_p": [0.9, 0.2, 0.4, 0.3]})
+    >>> drugs = pd.DataFrame({"drug": ["A", "B"], "reliable": [True, False]})
+    >>> fig = screen_heatmap(groups, drugs)
+    >>> [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    ['A', 'B *']
+    """
+    missing = {"group", "drug", value} - set(groups.columns)
+    if missing:
+        raise ScdealError(f"the groups table lacks column(s) {sorted(missing)}; pass a "
+                          "screen's groups.csv")
+    matrix = groups.pivot_table(index="group", columns="drug", values=value, aggfunc="mean")
+    if matrix.empty:
+        raise ScdealError("the groups table has no rows to draw")
+    matrix = matrix[matrix.mean(axis=0).sort_values(ascending=False).index]
+    unreliable: set[str] = set()
+    if drugs is not None and "reliable" in drugs.columns:
+        # True, or "True" once read back from drugs.csv; False and no verdict (NaN) are marked.
+        flags = drugs.set_index("drug")["reliable"].astype(str)
+        unreliable = {d for d in matrix.columns if flags.get(d) != "True"}
+    n_groups, n_drugs = matrix.shape
+    fig = new_figure(max(4.0, 1.2 + 0.38 * n_drugs), max(2.5, 1.3 + 0.32 * n_groups))
+    ax = fig.add_subplot()
+    image = ax.imshow(matrix.to_numpy(dtype=float), cmap="RdBu_r", vmin=0.0, vmax=1.0,
+                      aspect="auto", interpolation="nearest")
+    for j, drug in enumerate(matrix.columns):
+        if drug in unreliable:
+            ax.add_patch(_hatch(j, n_groups))
+    ax.set_xticks(np.arange(n_drugs), [f"{d} *" if d in unreliable else str(d)
+                                       for d in matrix.columns], rotation=60, ha="right",
+                  fontsize=8)
+    ax.set_yticks(np.arange(n_groups), [str(g) for g in matrix.index], fontsize=8)
+    ax.set_xlabel("drug" + ("  (* not flagged reliable)" if unreliable else ""))
+    ax.set_ylabel("cell group")
+    fig.colorbar(image, ax=ax, shrink=0.8, label=value.replace("_", " "))
+    ax.set_title(title or "scdeal screen: mean P(sensitive) per group", fontsize=10)
+    return fig
+
+
+def _hatch(column: int, n_rows: int):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((column - 0.5, -0.5), 1.0, n_rows, fill=False, hatch="///",
+                     edgecolor="#555555", linewidth=0.0)
+

@@ -1,0 +1,507 @@
+"""Drug screen: many drugs on one dataset, ranked per cell group, on Dask.
+
+How a screen runs (:func:`screen`, ``scdeal screen``):
+
+1. The drug names are resolved against GDSC once; an unknown name, or a drug with too few
+   labelled lines, becomes a row of ``drugs.csv`` with ``status`` and ``reason``, not an error.
+2. The drug-independent pre-training (bulk extractor, cell extractor, Leiden clusters; see
+   :mod:`scdeal.model.cache`) runs once, in this process, read from or stored in the cache.
+3. Each drug's fit runs as a Dask task (``dask.distributed``): on a ``LocalCluster`` of worker
+   processes (one per usable core, one thread each) or on an existing cluster
+   (``scheduler="tcp://HOST:8786"``). The pre-trained stages travel with the tasks (a
+   :class:`~scdeal.model.cache.MemoryCache`), so workers need no shared disk. Each task fits
+   with ``member_threads=1`` and ``num_threads=1``: the same seed gives the same numbers on
+   any worker. Target labels never leave this process; they only score the predictions.
+4. As each drug finishes, its result is written atomically to ``OUT/parts/``; a screen started
+   again with the same cells, settings and ``OUT`` reuses the finished drugs (and tries the
+   failed ones again). A worker that dies has its drug retried by Dask
+   (``distributed.scheduler.allowed-failures``) and then reported ``failed``; the other drugs
+   are kept.
+
+Outputs (``OUT``): ``screen.h5ad`` (the cells with ``obsm['scdeal_screen']``, cells x drugs
+P(sensitive), ``obsm['scdeal_screen_sd']``, the members' spread, the groups in ``obs`` and the
+drug table in ``uns['scdeal_screen']``), ``drugs.csv``, ``groups.csv`` and ``heatmap.png``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from .._io import atomic_dir, atomic_path, jsonable, write_text_atomic
+from ..errors import ScdealError
+
+log = logging.getLogger(__name__)
+
+SCREEN_KEY = "scdeal_screen"
+CLUSTER_KEY = "scdeal_cluster"
+DRUG_COLUMNS = ["drug", "status", "reason", "reliable", "member_agreement", "member_consensus",
+                "bulk_test_auroc", "fraction_sensitive", "auroc", "ap", "n_cells", "seconds"]
+GROUP_COLUMNS = ["group", "drug", "n_cells", "mean_p", "fraction_sensitive", "reliable"]
+MANIFEST = "screen.json"
+PARTS = "parts"
+CONNECT_TIMEOUT_S = 10.0
+
+
+@dataclass
+class ScreenResult:
+    """What :func:`screen` returns (and writes, when given ``out``).
+
+    ``drugs``: one row per requested drug (columns :data:`DRUG_COLUMNS`); ``groups``: one row
+    per cell group x screened drug (:data:`GROUP_COLUMNS`); ``groupby``: the obs column of the
+    groups; ``out``: the output folder or ``None``.
+    """
+
+    drugs: pd.DataFrame
+    groups: pd.DataFrame
+    groupby: str
+    out: Path | None = None
+
+
+# ----------------------------------------------------------------------------- drug list
+
+
+def parse_drug_list(text: str) -> list[str] | str:
+    """``--drugs`` as given: comma-separated names, ``@file`` (one name per line, ``#``
+    comments) or ``all``.
+
+    Examples
+    --------
+    >>> parse_drug_list("Gefitinib, Erlotinib ,,Afatinib")
+    ['Gefitinib', 'Erlotinib', 'Afatinib']
+    >>> parse_drug_list("all")
+    'all'
+    """
+    text = text.strip()
+    if text.lower() == "all":
+        return "all"
+    if text.startswith("@"):
+        path = Path(text[1:]).expanduser()
+        if not path.is_file():
+            raise ScdealError(f"drug list file {path} does not exist; give @FILE with one drug "
+                              "name per line")
+        lines = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+        names = [line for line in lines if line]
+    else:
+        names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise ScdealError(f"the drug list {text!r} names no drug; give names separated by "
+                          "commas, @FILE or 'all'")
+    return names
+
+
+def resolve_drugs(bulk, drugs, config) -> list[dict]:
+    """One ``drugs.csv`` row per requested drug, in the order asked: ``status`` ``todo`` (to
+    fit, GDSC spelling), ``unknown`` or ``skipped`` (with the ``reason``).
+
+    ``drugs`` is a list of names, a ``--drugs`` string or ``"all"`` (every GDSC drug of the
+    configuration's release with at least ``min_per_class`` labelled, expressed lines of each
+    class; the others are left out, not listed). A drug named twice is fitted once.
+    """
+    from ..model.prepare import drug_labels
+
+    if isinstance(drugs, str):
+        drugs = parse_drug_list(drugs)
+    if drugs == "all":
+        release = None if config.release == "auto" else config.release
+        names, explicit = bulk.drugs(release), False
+    else:
+        names, explicit = list(drugs), True
+        if not names:
+            raise ScdealError("the drug list is empty; name at least one drug")
+    plan: list[dict] = []
+    seen: set[str] = set()
+    for name in names:
+        try:
+            drug = bulk.resolve_drug(name)
+        except ScdealError as err:
+            plan.append({"drug": name, "status": "unknown", "reason": str(err)})
+            continue
+        if drug in seen:
+            continue
+        seen.add(drug)
+        try:
+            drug_labels(bulk, drug, config, bulk.expression)
+        except ScdealError as err:
+            if explicit:
+                plan.append({"drug": drug, "status": "skipped", "reason": str(err)})
+            continue
+        plan.append({"drug": drug, "status": "todo"})
+    if not any(row["status"] == "todo" for row in plan):
+        raise ScdealError("none of the drugs can be screened: " + "; ".join(
+            f"{r['drug']}: {r['reason']}" for r in plan[:3]) + (" ..." if len(plan) > 3 else ""))
+    return plan
+
+
+# ----------------------------------------------------------------------------- the worker side
+
+
+@functools.lru_cache(maxsize=1)
+def _worker_bulk():
+    # One GDSC load per worker process, not per drug.
+    from ..data.gdsc import load_gdsc
+
+    return load_gdsc()
+
+
+def fit_drug(adata: AnnData, drug: str, config, entries: dict, gene_ids: str) -> dict[str, Any]:
+    """One drug's fit and predictions, as a Dask task runs it (module-level, so picklable).
+
+    Returns the drug's summary (``status`` ``ok``, or ``skipped`` with the reason when the fit
+    refuses the drug) and, per cell of ``adata``, P(sensitive) and the members' spread.
+    """
+    from ..model import ScDEAL
+    from ..model.cache import MemoryCache
+
+    started = time.perf_counter()
+    model = ScDEAL(config, cache=MemoryCache(entries))
+    try:
+        model.fit(adata, drug, bulk=_worker_bulk(), gene_ids=gene_ids)
+    except ScdealError as err:
+        return {"drug": drug, "status": "skipped", "reason": str(err)}
+    predicted = model.predict(adata, copy=True)
+    p = predicted.obs["sens_preds"].to_numpy(np.float32)
+    sd = predicted.obs["sens_preds_sd"].to_numpy(np.float32)
+    rel = model.reliability or {}
+    called = p[~np.isnan(p)]
+    return {"drug": drug, "status": "ok", "reason": rel.get("reason", ""),
+            "reliable": rel.get("reliable"), "member_agreement": rel.get("member_agreement"),
+            "member_consensus": rel.get("member_consensus"),
+            "bulk_test_auroc": model.training["bulk_test_metrics"]["auroc"],
+            "fraction_sensitive": float(np.mean(called >= 0.5)) if called.size else np.nan,
+            "n_cells": int(called.size), "cache": model.training["cache"],
+            "seconds": time.perf_counter() - started, "p": p, "sd": sd}
+
+
+# ----------------------------------------------------------------------------- finished drugs
+
+
+def _slug(drug: str) -> str:
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", drug).strip("_")[:60] or "drug"
+    return f"{readable}-{hashlib.sha256(drug.encode()).hexdigest()[:8]}"
+
+
+class _Parts:
+    """Finished drugs of one screen in ``OUT/parts/<drug>/`` (written atomically)."""
+
+    def __init__(self, out: Path, fingerprint: str, manifest: dict):
+        self.out = Path(out)
+        self.folder = self.out / PARTS
+        path = self.out / MANIFEST
+        if path.is_file():
+            try:
+                found = json.loads(path.read_text()).get("fingerprint")
+            except ValueError:
+                found = None
+            if found != fingerprint:
+                raise ScdealError(
+                    f"{self.out} holds a screen of other cells or settings; give another --out "
+                    "or remove that folder")
+        else:
+            write_text_atomic(path, json.dumps({**manifest, "fingerprint": fingerprint},
+                                               indent=2))
+
+    def load(self, n_cells: int) -> dict[str, dict]:
+        done = {}
+        if not self.folder.is_dir():
+            return done
+        for entry in sorted(self.folder.iterdir()):
+            if entry.name.startswith(".") or not (entry / "result.json").is_file():
+                continue
+            row = json.loads((entry / "result.json").read_text())
+            if row.get("status") not in ("ok", "skipped"):  # a failed drug is tried again
+                continue
+            if row.get("status") == "ok":
+                with np.load(entry / "cells.npz") as cells:
+                    row["p"], row["sd"] = cells["p"], cells["sd"]
+                if len(row["p"]) != n_cells:
+                    continue
+            done[row["drug"]] = row
+        return done
+
+    def save(self, row: dict) -> None:
+        with atomic_dir(self.folder / _slug(row["drug"])) as tmp:
+            if "p" in row:
+                np.savez(tmp / "cells.npz", p=row["p"], sd=row["sd"])
+            summary = {k: v for k, v in row.items() if k not in ("p", "sd")}
+            (tmp / "result.json").write_text(json.dumps(jsonable(summary), indent=1))
+
+
+def _fingerprint(adata: AnnData, config, gene_ids: str) -> str:
+    import scipy.sparse as sp
+
+    from .. import __version__
+    from ..model.cache import cache_key, fingerprint
+
+    X = adata.X
+    arrays = ((X.data, X.indices, X.indptr) if sp.issparse(X) else (np.asarray(X),))
+    settings = {k: v for k, v in config.to_dict().items()
+                if k not in ("member_threads", "num_threads")}
+    return cache_key({"cells": fingerprint(*arrays, list(adata.obs_names), list(adata.var_names)),
+                      "config": settings, "gene_ids": gene_ids, "scdeal": __version__})
+
+
+# ----------------------------------------------------------------------------- Dask
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None = None, n_workers: int | None = None,
+                timeout: float = CONNECT_TIMEOUT_S):
+    """A ``dask.distributed`` client: connected to ``scheduler``, or to a new
+    ``LocalCluster`` of ``n_workers`` processes (default: the usable cores) with one thread each.
+    """
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout=timeout)
+        except (OSError, TimeoutError, ValueError) as err:
+            raise ScdealError(
+                f"no Dask scheduler answered at {scheduler} within {timeout:g} s ({err}); check "
+                "the address (e.g. tcp://HOST:8786) and that the scheduler is running") from None
+        with client:
+            yield client
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    n = n_workers or max(1, cores or 1)
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
+
+
+def _hold(value):
+    return value
+
+
+def _run_tasks(client, adata: AnnData, drugs: list[str], config, entries: dict, gene_ids: str,
+               parts: _Parts | None, progress: bool, task=fit_drug) -> dict[str, dict]:
+    """Submit ``task`` (:func:`fit_drug`) per drug; save each result as it arrives. A task that
+    raised, or whose workers kept dying, becomes a ``failed`` row."""
+    from dask.distributed import as_completed
+    from tqdm.auto import tqdm
+
+    # The cells and the pre-trained stages enter the graph as tasks, not scattered data: the
+    # scheduler can recompute them when the worker holding them dies (scattered data would be
+    # lost, and every drug waiting on it cancelled).
+    cells = client.submit(_hold, adata, pure=False)
+    stages = client.submit(_hold, entries, pure=False)
+    futures = {client.submit(task, cells, drug, config, stages, gene_ids, pure=False,
+                             key=f"scdeal-screen-{_slug(drug)}-{time.time_ns()}"): drug
+               for drug in drugs}
+    results: dict[str, dict] = {}
+    with tqdm(total=len(drugs), desc="drugs", unit="drug", disable=not progress) as bar:
+        for future in as_completed(futures):
+            drug = futures[future]
+            try:
+                row = future.result()
+            except Exception as err:  # noqa: BLE001 - a failed drug is a row, not a crash
+                row = {"drug": drug, "status": "failed",
+                       "reason": f"{type(err).__name__}: {err}".strip()[:500]}
+                log.warning("scdeal screen: %s failed (%s)", drug, row["reason"])
+            future.release()
+            if parts is not None:
+                parts.save(row)
+            results[drug] = row
+            bar.update(1)
+    return results
+
+
+# ----------------------------------------------------------------------------- the screen
+
+
+def screen(
+    adata: AnnData, drugs, *, config=None, out: str | Path | None = None,
+    groupby: str | None = None, label_key: str | None = None, label_map: dict | None = None,
+    gene_ids: str = "auto", scheduler: str | None = None, n_workers: int | None = None,
+    cache: bool | str | Path = True, progress: bool = False,
+    connect_timeout: float = CONNECT_TIMEOUT_S,
+) -> ScreenResult:
+    """Predict many drugs on the same cells and rank them per cell group.
+
+    Writes ``obsm['scdeal_screen']`` (DataFrame, cells x screened drugs, P(sensitive); NaN for
+    cells removed by preprocessing), ``obsm['scdeal_screen_sd']`` (the members' standard
+    deviation), ``obs['scdeal_cluster']`` (when ``groupby`` is not given: the Leiden clusters
+    of the pre-trained cell embedding) and ``uns['scdeal_screen']`` (the drug table and
+    settings) into ``adata``; with ``out``, also the files of :mod:`scdeal.workflows.drug_screen`.
+
+    Parameters
+    ----------
+    adata
+        The cells (as for :meth:`scdeal.ScDEAL.fit`).
+    drugs
+        Drug names, a ``--drugs`` string (``"A,B"``, ``"@file"``) or ``"all"``.
+    config
+        A :class:`~scdeal.model.ScDealConfig`, dict or preset name (default: the defaults).
+    out
+        Output folder; finished drugs found there are reused (same cells and settings only).
+    groupby
+        obs column of the cell groups (default: the Leiden clusters of the pre-training).
+    label_key, label_map
+        True labels, used only to score each drug's predictions (``auroc``, ``ap``).
+    scheduler
+        Address of a running Dask scheduler; default: a ``LocalCluster`` of ``n_workers``
+        processes (default: one per usable core). ``connect_timeout`` (seconds) bounds the
+        wait for the scheduler.
+    cache
+        As for :class:`scdeal.ScDEAL`: where the drug-independent pre-training is kept.
+
+    Examples
+    --------
+    Two drugs on cells simulated from held-out GDSC lines, tiny settings, one worker:
+
+    >>> import scdeal, tempfile
+    >>> from scdeal.data.simulate import demo_target
+    >>> from scdeal.workflows.drug_screen import screen
+    >>> bulk = scdeal.data.load_gdsc()                                         # doctest: +GDSC_DATA
+    >>> adata, _ = demo_target(bulk, "Gefitinib", lines_per_class=3, cells_per_line=10)
+    >>> tiny = dict(n_models=2, pretrain_epochs=2, predictor_epochs=2, transfer_epochs=2)
+    >>> result = screen(adata, ["Gefitinib", "Erlotinib", "NoSuchDrug"], config=tiny,
+    ...                 gene_ids="symbol", n_workers=1, cache=tempfile.mkdtemp())
+    >>> result.drugs[["drug", "status"]].to_dict("list")
+    {'drug': ['Gefitinib', 'Erlotinib', 'NoSuchDrug'], 'status': ['ok', 'ok', 'unknown']}
+    >>> adata.obsm["scdeal_screen"].shape
+    (60, 2)
+    """
+    from ..data.gdsc import load_gdsc
+    from ..model import ScDEAL, ScDealConfig
+    from ..model.cache import MemoryCache, ModelCache
+    from ..model.config import preset
+
+    started = time.perf_counter()
+    if config is None:
+        config = ScDealConfig()
+    elif isinstance(config, str):
+        config = preset(config)
+    elif isinstance(config, dict):
+        config = ScDealConfig().replace(**config)
+    if label_key is not None:  # checked before any training
+        from ..data.labels import binary_labels
+
+        labels = binary_labels(adata.obs, label_key, label_map).to_numpy()
+    if groupby is not None and groupby not in adata.obs:
+        raise ScdealError(f"--groupby {groupby!r} is not a column of the cells' obs; choose one "
+                          f"of {list(adata.obs.columns)[:10]} or leave it out for clusters")
+    if groupby is None and not (config.transfer and config.cluster_weight > 0):
+        raise ScdealError("this configuration has no cluster term to take cell groups from; "
+                          "give --groupby COLUMN")
+    bulk = load_gdsc()
+    plan = resolve_drugs(bulk, drugs, config)
+    todo = [row["drug"] for row in plan if row["status"] == "todo"]
+
+    parts = None
+    if out is not None:
+        manifest = {"config": config.to_dict(), "gene_ids": gene_ids, "n_cells": adata.n_obs}
+        parts = _Parts(Path(out), _fingerprint(adata, config, gene_ids), manifest)
+    results = parts.load(adata.n_obs) if parts is not None else {}
+    todo_now = [d for d in todo if d not in results]
+    if len(todo_now) < len(todo):
+        log.info("scdeal screen: %d of %d drugs already finished in %s",
+                 len(todo) - len(todo_now), len(todo), out)
+
+    # The drug-independent pre-training runs once, here (while a local cluster's workers
+    # start); its stages travel with every task.
+    store = MemoryCache(backing=None if cache is False else
+                        ModelCache(None if cache is True else cache))
+    with contextlib.ExitStack() as stack:
+        client = (stack.enter_context(dask_client(scheduler, n_workers, connect_timeout))
+                  if todo_now else None)
+        pretrained = ScDEAL(config, cache=store).pretrain(adata, bulk=bulk, gene_ids=gene_ids,
+                                                          progress=progress)
+        if client is not None:
+            task_config = config.replace(member_threads=1, num_threads=1)
+            results.update(_run_tasks(client, adata, todo_now, task_config, store.entries,
+                                      gene_ids, parts, progress))
+    if groupby is None:
+        groupby = CLUSTER_KEY
+        adata.obs[CLUSTER_KEY] = pd.Categorical(
+            pretrained["clusters"].reindex(adata.obs_names),
+            categories=sorted(pretrained["clusters"].unique(), key=_natural))
+
+    ok = [d for d in todo if results[d]["status"] == "ok"]
+    table = pd.DataFrame([{k: v for k, v in results[row["drug"]].items() if k not in ("p", "sd")}
+                          if row["status"] == "todo" else row for row in plan])
+    if label_key is not None:
+        from ..model.metrics import classification_metrics
+
+        for drug in ok:
+            p = results[drug]["p"]
+            mask = ~np.isnan(p)
+            metrics = classification_metrics(labels[mask], p[mask])
+            table.loc[table.drug == drug, ["auroc", "ap"]] = metrics["auroc"], metrics["ap"]
+    table = table.reindex(columns=DRUG_COLUMNS)
+
+    index = adata.obs_names
+    adata.obsm[SCREEN_KEY] = pd.DataFrame({d: results[d]["p"] for d in ok}, index=index)
+    adata.obsm[f"{SCREEN_KEY}_sd"] = pd.DataFrame({d: results[d]["sd"] for d in ok}, index=index)
+    groups = group_table(adata.obsm[SCREEN_KEY], adata.obs[groupby], table)
+    adata.uns[SCREEN_KEY] = {"groupby": groupby, "label_key": label_key or "",
+                             "drugs_json": table.to_json(orient="records"),
+                             "config_json": json.dumps(jsonable(config.to_dict()))}
+    if out is not None:
+        _write_outputs(Path(out), adata, table, groups, groupby)
+    log.info("scdeal screen: %d drugs screened, %d not (%.0f s)", len(ok), len(table) - len(ok),
+             time.perf_counter() - started)
+    return ScreenResult(table, groups, groupby, Path(out) if out is not None else None)
+
+
+def _natural(name: str):
+    return (0, int(name), "") if str(name).isdigit() else (1, 0, str(name))
+
+
+def group_table(predictions: pd.DataFrame, groups: pd.Series, drugs: pd.DataFrame) -> pd.DataFrame:
+    """Per cell group x drug: cells, mean P(sensitive), fraction called sensitive (P >= 0.5).
+
+    Examples
+    --------
+    >>> p = pd.DataFrame({"A": [0.9, 0.7, 0.2]})
+    >>> t = group_table(p, pd.Series(["x", "x", "y"]), pd.DataFrame({"drug": ["A"],
+    ...                 "reliable": [True]}))
+    >>> t[["group", "n_cells", "fraction_sensitive"]].to_dict("list")
+    {'group': ['x', 'y'], 'n_cells': [2, 1], 'fraction_sensitive': [1.0, 0.0]}
+    """
+    reliable = drugs.set_index("drug")["reliable"] if "reliable" in drugs else pd.Series()
+    groups = pd.Series(groups)
+    keys = (list(groups.cat.categories) if isinstance(groups.dtype, pd.CategoricalDtype)
+            else list(pd.unique(groups.dropna())))
+    groups = pd.Series(np.asarray(groups, dtype=object), index=predictions.index)
+    rows = []
+    for drug in predictions.columns:
+        p = predictions[drug]
+        for group in keys:
+            values = p[(groups == group).to_numpy()].dropna().to_numpy()
+            if not values.size:
+                continue
+            rows.append({"group": str(group), "drug": drug, "n_cells": int(values.size),
+                         "mean_p": float(values.mean()),
+                         "fraction_sensitive": float(np.mean(values >= 0.5)),
+                         "reliable": reliable.get(drug)})
+    return pd.DataFrame(rows, columns=GROUP_COLUMNS)
+
+
+def _write_outputs(out: Path, adata: AnnData, drugs: pd.DataFrame, groups: pd.DataFrame,
+                   groupby: str) -> None:
+    from ..pl import save_figure
+    from ..pl.screen import screen_heatmap
+
+    with atomic_path(out / "drugs.csv") as tmp:
+        drugs.to_csv(tmp, index=False)
+    with atomic_path(out / "groups.csv") as tmp:
+        groups.to_csv(tmp, index=False)
+    with atomic_path(out / "screen.h5ad") as tmp:
+        adata.write_h5ad(tmp)
+    if len(groups):
+        fig = screen_heatmap(groups, drugs, title=f"scdeal screen: mean P(sensitive) per {groupby}")
+        save_figure(fig, out, "heatmap", formats=("png",))
