@@ -419,7 +419,7 @@ def test_fused_adam_matches_torch_fused_adam_bit_for_bit():
             opt.zero_grad()
             torch.nn.functional.cross_entropy(net(x), y).backward()
             opt.step()
-    assert all(torch.equal(a, b) for a, b in zip(ours.parameters(), theirs.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(ours.parameters(), theirs.parameters(), strict=True))
     state_ours, state_theirs = opt_ours.state_dict()["state"], opt_theirs.state_dict()["state"]
     for k in state_theirs:
         for name in ("step", "exp_avg", "exp_avg_sq"):

@@ -21,7 +21,6 @@ from scdeal.workflows.drug_screen import (
     GROUP_COLUMNS,
     parse_drug_list,
     resolve_drugs,
-    screen,
 )
 
 TINY = dict(hidden_dims=(32,), latent_dim=8, predictor_dims=(8,), pretrain_epochs=3,

@@ -22,8 +22,8 @@ __all__ = ["ExplainConfig", "build_report", "explain_run", "screen"]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ..report import build_report
-    from .explain import ExplainConfig, explain_run
     from .drug_screen import screen
+    from .explain import ExplainConfig, explain_run
 
 
 def __getattr__(name: str) -> Any:
