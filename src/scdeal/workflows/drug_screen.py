@@ -166,7 +166,9 @@ def fit_drug(adata: AnnData, drug: str, config, entries: dict, gene_ids: str) ->
     from ..model import ScDEAL
     from ..model.cache import MemoryCache
 
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
+    # The drug table carries each fit's reliability; its warning would repeat it per drug.
+    logging.getLogger("scdeal").setLevel(logging.ERROR)
     model = ScDEAL(config, cache=MemoryCache(entries))
     try:
         model.fit(adata, drug, bulk=_worker_bulk(), gene_ids=gene_ids)
@@ -183,7 +185,8 @@ def fit_drug(adata: AnnData, drug: str, config, entries: dict, gene_ids: str) ->
             "bulk_test_auroc": model.training["bulk_test_metrics"]["auroc"],
             "fraction_sensitive": float(np.mean(called >= 0.5)) if called.size else np.nan,
             "n_cells": int(called.size), "cache": model.training["cache"],
-            "seconds": time.perf_counter() - started, "p": p, "sd": sd}
+            "seconds": time.perf_counter() - started, "started_at": started_at,
+            "finished_at": time.time(), "process": os.getpid(), "p": p, "sd": sd}
 
 
 # ----------------------------------------------------------------------------- finished drugs
@@ -262,28 +265,46 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None,
                 timeout: float = CONNECT_TIMEOUT_S):
     """A ``dask.distributed`` client: connected to ``scheduler``, or to a new
     ``LocalCluster`` of ``n_workers`` processes (default: the usable cores) with one thread each.
+    Dask's own messages below errors are silenced meanwhile (the screen reports progress).
     """
     from dask.distributed import Client, LocalCluster
 
-    if scheduler:
-        try:
-            client = Client(scheduler, timeout=timeout)
-        except (OSError, TimeoutError, ValueError) as err:
-            raise ScdealError(
-                f"no Dask scheduler answered at {scheduler} within {timeout:g} s ({err}); check "
-                "the address (e.g. tcp://HOST:8786) and that the scheduler is running") from None
-        with client:
+    dask_log = logging.getLogger("distributed")
+    level = dask_log.level
+    dask_log.setLevel(logging.ERROR)
+    try:
+        if scheduler:
+            try:
+                client = Client(scheduler, timeout=timeout)
+            except (OSError, TimeoutError, ValueError) as err:
+                raise ScdealError(
+                    f"no Dask scheduler answered at {scheduler} within {timeout:g} s ({err}); "
+                    "check the address (e.g. tcp://HOST:8786) and that the scheduler is "
+                    "running") from None
+            with client:
+                yield client
+            return
+        cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                 else os.cpu_count())
+        n = n_workers or max(1, cores or 1)
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                          dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+                Client(cluster) as client:
             yield client
-        return
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    n = n_workers or max(1, cores or 1)
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        yield client
+    finally:
+        dask_log.setLevel(level)
 
 
 def _hold(value):
     return value
+
+
+def warm_worker() -> int:
+    """Import the training code and load GDSC in a worker (while the pre-training runs)."""
+    from .. import model  # noqa: F401 - the import is the point
+
+    _worker_bulk()
+    return os.getpid()
 
 
 def _run_tasks(client, adata: AnnData, drugs: list[str], config, entries: dict, gene_ids: str,
@@ -298,13 +319,28 @@ def _run_tasks(client, adata: AnnData, drugs: list[str], config, entries: dict, 
     # lost, and every drug waiting on it cancelled).
     cells = client.submit(_hold, adata, pure=False)
     stages = client.submit(_hold, entries, pure=False)
-    futures = {client.submit(task, cells, drug, config, stages, gene_ids, pure=False,
-                             key=f"scdeal-screen-{_slug(drug)}-{time.time_ns()}"): drug
-               for drug in drugs}
+    client.replicate([cells, stages])  # one copy per worker, fetched once
+    # At most one drug per worker thread is handed to the scheduler at a time: it does not
+    # know how long a fit takes and would queue every drug on the worker that holds the data,
+    # leaving the others idle. Each finished drug frees a slot for the next.
+    pending = list(drugs)
+    running = as_completed()
+    names: dict = {}
+
+    def submit_more() -> None:
+        slots = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
+        while pending and running.count() < max(1, slots):
+            drug = pending.pop(0)
+            future = client.submit(task, cells, drug, config, stages, gene_ids, pure=False,
+                                   key=f"scdeal-screen-{_slug(drug)}-{time.time_ns()}")
+            names[future.key] = drug
+            running.add(future)
+
+    submit_more()
     results: dict[str, dict] = {}
     with tqdm(total=len(drugs), desc="drugs", unit="drug", disable=not progress) as bar:
-        for future in as_completed(futures):
-            drug = futures[future]
+        for future in running:
+            drug = names[future.key]
             try:
                 row = future.result()
             except Exception as err:  # noqa: BLE001 - a failed drug is a row, not a crash
@@ -316,6 +352,7 @@ def _run_tasks(client, adata: AnnData, drugs: list[str], config, entries: dict, 
                 parts.save(row)
             results[drug] = row
             bar.update(1)
+            submit_more()
     return results
 
 
@@ -376,17 +413,11 @@ def screen(
     (60, 2)
     """
     from ..data.gdsc import load_gdsc
-    from ..model import ScDEAL, ScDealConfig
+    from ..model import ScDEAL
     from ..model.cache import MemoryCache, ModelCache
-    from ..model.config import preset
 
     started = time.perf_counter()
-    if config is None:
-        config = ScDealConfig()
-    elif isinstance(config, str):
-        config = preset(config)
-    elif isinstance(config, dict):
-        config = ScDealConfig().replace(**config)
+    config = ScDEAL(config).config  # a config, dict of fields or preset name, validated
     if label_key is not None:  # checked before any training
         from ..data.labels import binary_labels
 
@@ -418,12 +449,17 @@ def screen(
     with contextlib.ExitStack() as stack:
         client = (stack.enter_context(dask_client(scheduler, n_workers, connect_timeout))
                   if todo_now else None)
+        warming = [] if client is None else [  # each worker imports and loads GDSC meanwhile
+            client.submit(warm_worker, pure=False, workers=[address], allow_other_workers=False,
+                          key=f"scdeal-warm-{i}-{time.time_ns()}")
+            for i, address in enumerate(client.scheduler_info()["workers"])]
         pretrained = ScDEAL(config, cache=store).pretrain(adata, bulk=bulk, gene_ids=gene_ids,
                                                           progress=progress)
         if client is not None:
             task_config = config.replace(member_threads=1, num_threads=1)
             results.update(_run_tasks(client, adata, todo_now, task_config, store.entries,
                                       gene_ids, parts, progress))
+        del warming
     if groupby is None:
         groupby = CLUSTER_KEY
         adata.obs[CLUSTER_KEY] = pd.Categorical(
