@@ -7,7 +7,8 @@ kernels is filled once before, as after the first run of an installation):
 
 1. ``scdeal run`` of the case's own drug on the case's cells;
 2. ``scdeal screen`` of 8 drugs on the same cells with 2 local workers, then with 1 worker;
-3. (``--all``) ``scdeal screen`` of every GDSC2 drug with enough labelled lines, 2 workers.
+3. (``--parts all``) ``scdeal screen`` of every GDSC2 drug with enough labelled lines, 2
+   workers.
 
 The 8 drugs on the PLX4720 cells (A375 melanoma, BRAF V600E, treated with the BRAF inhibitor
 PLX4720): three BRAF inhibitors, two MEK inhibitors (the same MAPK pathway, downstream), and
@@ -15,7 +16,7 @@ three drugs of other mechanisms. The cells' labels only score each drug's predic
 
 Usage (from the repository root):
     SCDEAL_DATA_DIR=../shared/data/pypi:../shared/data/gdsc_meta \\
-        python benchmarks/screen.py --data-dir ../shared/data --work /tmp/scdeal_screen [--all]
+        python benchmarks/screen.py --data-dir ../shared/data --work /tmp/scdeal_screen [--parts eight,all]
 """
 
 from __future__ import annotations
@@ -57,8 +58,11 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--work", type=Path, default=Path("/tmp/scdeal_screen"))
     parser.add_argument("--out", type=Path, default=HERE / "screen")
-    parser.add_argument("--all", action="store_true", help="also screen every GDSC2 drug")
+    parser.add_argument("--parts", default="eight",
+                        help="comma-separated: eight (1 run + 8-drug screens), all (every GDSC2 "
+                             "drug); the other part's numbers are kept from --out")
     args = parser.parse_args()
+    parts = {p.strip() for p in args.parts.split(",")}
 
     work = args.work
     shutil.rmtree(work, ignore_errors=True)
@@ -75,9 +79,31 @@ def main() -> None:
     # Fill numba's kernel cache once (a compile that happens once per installation).
     timed(["run", "--drug", "PLX4720", *common, "--out", str(work / "warmup")], env)
 
-    results: dict = {"case": CASE, "drugs": DRUGS, "machine": {
-        "cores": os.cpu_count(), "python": platform.python_version()},
-        "date": time.strftime("%Y-%m-%d")}
+    saved = args.out / "results.json"
+    results: dict = json.loads(saved.read_text()) if saved.is_file() else {}
+    results.update({"case": CASE, "drugs": DRUGS, "machine": {
+        "cores": os.cpu_count(), "python": platform.python_version()}})
+    if "eight" in parts:
+        eight_drugs(args, work, env, common, cold, results)
+    if "all" in parts:
+        all_drugs(args, work, env, common, cold, results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps({k: v for k, v in results.items() if not k.endswith("task_s")}, indent=2))
+    print()
+    print("| measurement | wall time (s) | ratio to one run |")
+    print("|---|---|---|")
+    base = results["run_one_drug_s"]
+    for key, label in (("run_one_drug_s", "scdeal run, 1 drug"),
+                       ("screen8_workers2_s", "scdeal screen, 8 drugs, 2 workers"),
+                       ("screen8_workers1_s", "scdeal screen, 8 drugs, 1 worker"),
+                       ("screen_all_gdsc2_s", "scdeal screen, every GDSC2 drug, 2 workers")):
+        if key in results:
+            print(f"| {label} | {results[key]:.1f} | {results[key] / base:.2f} |")
+
+
+def eight_drugs(args, work, env, common, cold, results) -> None:
+    results["date_eight"] = time.strftime("%Y-%m-%d %H:%M")
     cold()
     results["run_one_drug_s"] = timed(["run", "--drug", "PLX4720", *common, "--out",
                                        str(work / "run")], env)
@@ -99,31 +125,21 @@ def main() -> None:
     shutil.copy(work / "screen8_w2" / "groups.csv", args.out / "groups_8.csv")
     shutil.copy(work / "screen8_w2" / "heatmap.png", args.out / "heatmap_8.png")
 
-    if args.all:
-        config = work / "gdsc2.json"
-        config.write_text(json.dumps({"release": "GDSC2"}))
-        cold()
-        out = work / "screen_all"
-        results["screen_all_gdsc2_s"] = timed(
-            ["screen", "--drugs", "all", *common, "--config", str(config), "--workers", "2",
-             "--out", str(out)], env)
-        table = pd.read_csv(out / "drugs.csv")
-        results["screen_all_gdsc2_drugs"] = int((table.status == "ok").sum())
-        table.to_csv(args.out / "drugs_all_gdsc2.csv", index=False)
-        shutil.copy(out / "heatmap.png", args.out / "heatmap_all_gdsc2.png")
 
-    (args.out / "results.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps({k: v for k, v in results.items() if not k.endswith("task_s")}, indent=2))
-    print()
-    print("| measurement | wall time (s) | ratio to one run |")
-    print("|---|---|---|")
-    base = results["run_one_drug_s"]
-    for key, label in (("run_one_drug_s", "scdeal run, 1 drug"),
-                       ("screen8_workers2_s", "scdeal screen, 8 drugs, 2 workers"),
-                       ("screen8_workers1_s", "scdeal screen, 8 drugs, 1 worker"),
-                       ("screen_all_gdsc2_s", "scdeal screen, every GDSC2 drug, 2 workers")):
-        if key in results:
-            print(f"| {label} | {results[key]:.1f} | {results[key] / base:.2f} |")
+def all_drugs(args, work, env, common, cold, results) -> None:
+    results["date_all"] = time.strftime("%Y-%m-%d %H:%M")
+    config = work / "gdsc2.json"
+    config.write_text(json.dumps({"release": "GDSC2"}))
+    cold()
+    out = work / "screen_all"
+    results["screen_all_gdsc2_s"] = timed(
+        ["screen", "--drugs", "all", *common, "--config", str(config), "--workers", "2",
+         "--out", str(out)], env)
+    table = pd.read_csv(out / "drugs.csv")
+    results["screen_all_gdsc2_drugs"] = int((table.status == "ok").sum())
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / "drugs_all_gdsc2.csv", index=False)
+    shutil.copy(out / "heatmap.png", args.out / "heatmap_all_gdsc2.png")
 
 
 if __name__ == "__main__":
