@@ -26,12 +26,11 @@ import json
 import os
 import platform
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
+from speed import timed_run as timed  # same folder: whole-process wall time of `python -m scdeal`
 
 HERE = Path(__file__).resolve().parent
 CASE = "PLX4720"
@@ -41,16 +40,6 @@ MECHANISM = {"PLX-4720": "BRAF inhibitor", "Dabrafenib": "BRAF inhibitor",
              "SB590885": "BRAF inhibitor", "Trametinib": "MEK inhibitor",
              "Selumetinib": "MEK inhibitor", "Gefitinib": "EGFR inhibitor",
              "Cisplatin": "DNA crosslinker", "Docetaxel": "microtubule stabiliser"}
-
-
-def timed(args: list[str], env: dict) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "scdeal", *args], capture_output=True,
-                          text=True, env=env)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr[-3000:])
-    return wall
 
 
 def main() -> None:

@@ -169,12 +169,16 @@ def fit_drug(adata: AnnData, drug: str, config, entries: dict, gene_ids: str) ->
 
     started, started_at = time.perf_counter(), time.time()
     # The drug table carries each fit's reliability; its warning would repeat it per drug.
-    logging.getLogger("scdeal").setLevel(logging.ERROR)
+    scdeal_log = logging.getLogger("scdeal")
+    level = scdeal_log.level
+    scdeal_log.setLevel(logging.ERROR)
     model = ScDEAL(config, cache=MemoryCache(entries))
     try:
         model.fit(adata, drug, bulk=_worker_bulk(), gene_ids=gene_ids)
     except ScdealError as err:
         return {"drug": drug, "status": "skipped", "reason": str(err)}
+    finally:
+        scdeal_log.setLevel(level)
     predicted = model.predict(adata, copy=True)
     p = predicted.obs["sens_preds"].to_numpy(np.float32)
     sd = predicted.obs["sens_preds_sd"].to_numpy(np.float32)
