@@ -242,3 +242,41 @@ def test_record_survives_h5ad(tmp_path):
     back = anndata.read_h5ad(tmp_path / "p.h5ad").uns["scdeal_preprocess"]
     assert list(back["steps"]) == out.uns["scdeal_preprocess"]["steps"]
     assert back["config"]["max_pct_mito"] == 5.0 and back["config"]["n_top_genes"] == 40
+
+
+def _droplet_counts(n_cells: int = 400, seed: int = 0) -> anndata.AnnData:
+    """Simulated droplet UMIs: gamma-Poisson genes, library sizes of a few thousand, ~90%
+    zeros; gene names as in GEO tables, where an old and a new symbol of one gene both occur."""
+    rng = np.random.default_rng(seed)
+    renamed = ["MARCH1", "MARCHF1", "SEPT7", "SEPTIN7"]
+    genes = renamed + ["TP53", "EGFR", "GAPDH", "ACTB", "MYC", "KRAS"] + [
+        f"NOTAGENE{i}" for i in range(9990)]
+    share = rng.lognormal(0, 2.0, len(genes))
+    share /= share.sum()
+    library = rng.lognormal(np.log(3000), 0.5, n_cells)
+    mean = library[:, None] * share[None, :]
+    X = rng.poisson(rng.gamma(2.0, mean / 2.0)).astype(np.float32)
+    return anndata.AnnData(sp.csr_matrix(X), var=pd.DataFrame(index=genes))
+
+
+def test_droplet_counts_stay_counts_when_gene_names_are_merged():
+    from scdeal.model.prepare import target_on_symbols
+
+    cells = _droplet_counts()
+    zeros = 1 - cells.X.nnz / np.prod(cells.shape)
+    assert 0.8 < zeros < 0.97  # droplet-like sparsity
+    merged = target_on_symbols(cells, "symbol")
+    raw = cells.to_df()
+    np.testing.assert_array_equal(merged.to_df()["MARCHF1"], raw["MARCH1"] + raw["MARCHF1"])
+    prepared = preprocess_target(merged, PreprocessConfig(min_genes=0, min_cells=0,
+                                                          n_top_genes=None))
+    assert prepared.uns["scdeal_preprocess"]["input_kind"] == "counts"
+    assert "normalize_total(target_sum=10000.0)" in prepared.uns["scdeal_preprocess"]["steps"]
+
+
+def test_scaled_tables_stay_scaled_when_gene_names_are_merged(gefitinib_cells):
+    from scdeal.model.prepare import target_on_symbols
+
+    merged = target_on_symbols(gefitinib_cells, "entrez")
+    prepared = preprocess_target(merged, PreprocessConfig())
+    assert prepared.uns["scdeal_preprocess"]["input_kind"] == "scaled"

@@ -255,12 +255,30 @@ def test_genes_by_cells(tmp_path, counts):
     assert adata.X.flags["C_CONTIGUOUS"]
 
 
-def test_txt_needs_sep(tmp_path, counts):
+def test_txt_separator_comes_from_the_header(tmp_path, counts):
+    import gzip
+
     X, cells, genes = counts
-    path = _write_table(tmp_path / "t.txt", X, cells, genes, sep=" ")
-    with pytest.raises(ScdealError, match="needs its column separator; pass sep="):
+    # GEO's Drop-seq tables: genes as rows, tab-separated, gzipped, .txt.gz.
+    tab = _write_table(tmp_path / "t.txt", X.T, genes, cells, sep="\t")
+    zipped = tmp_path / "t.txt.gz"
+    zipped.write_bytes(gzip.compress(tab.read_bytes()))
+    adata = read_target(zipped, orientation="genes_by_cells")
+    assert list(adata.obs_names) == cells and list(adata.var_names) == genes
+    np.testing.assert_array_equal(adata.X, X)
+    comma = _write_table(tmp_path / "c.txt", X, cells, genes, sep=",")
+    np.testing.assert_array_equal(read_target(comma).X, X)
+
+
+@pytest.mark.parametrize("sep, found", [(" ", "neither tabs nor commas"),
+                                        ("\t", "both tabs and commas")])
+def test_txt_with_an_unclear_separator_needs_sep(tmp_path, counts, sep, found):
+    X, cells, genes = counts
+    names = [f"{g},x" for g in genes] if sep == "\t" else genes
+    path = _write_table(tmp_path / "t.txt", X, cells, names, sep=sep)
+    with pytest.raises(ScdealError, match=f"holds {found}.*pass sep="):
         read_target(path)
-    np.testing.assert_array_equal(read_target(path, sep=" ").X, X)
+    np.testing.assert_array_equal(read_target(path, sep=sep).X, X)
 
 
 def test_looks_transposed(tmp_path):

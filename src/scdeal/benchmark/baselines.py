@@ -82,7 +82,8 @@ def domain_matrices(bulk: BulkData, drug: str, target: AnnData, *, gene_ids: str
     if labels.nunique() < 2:
         raise ScdealError(f"{bulk.resolve_drug(drug)} has labelled bulk lines of one class only; "
                           "a classifier cannot be trained")
-    prepared = preprocess_target(target_on_symbols(target, gene_ids), config.preprocess,
+    prepared = preprocess_target(target_on_symbols(target, gene_ids, config.preprocess.input_kind),
+                                 config.preprocess,
                                  copy=False)
     target_genes = set(prepared.var_names)
     genes = [g for g in expression.columns if g in target_genes]

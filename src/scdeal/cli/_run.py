@@ -27,7 +27,8 @@ def add_target_arguments(parser: argparse.ArgumentParser, *, labels: bool = True
                             "'sensitive=1,resistant=0' (default: 0/1 or sensitive/resistant)")
     parser.add_argument("--gene-ids", choices=GENE_ID_CHOICES, default="auto",
                         help="identifier type of the target's genes (default: detect)")
-    parser.add_argument("--sep", help="column separator of a .txt table")
+    parser.add_argument("--sep", help="column separator of a .txt table (default: tab or comma, "
+                        "whichever its header line holds)")
     parser.add_argument("--orientation", choices=["cells-by-genes", "genes-by-cells"],
                         default="cells-by-genes", help="which axis of a text table holds cells")
 

@@ -57,8 +57,9 @@ def read_target(
         or the path of its matrix file); or a delimited text table ``.csv``, ``.tsv``,
         ``.txt`` (each optionally ``.gz``).
     sep
-        Column separator of a text table. Default: ``,`` for ``.csv``, tab for ``.tsv``;
-        ``.txt`` needs it.
+        Column separator of a text table. Default: ``,`` for ``.csv``, tab for ``.tsv``; for
+        ``.txt``, tab or comma as the header line shows (a header with both, or neither, needs
+        ``sep``).
     orientation
         Which axis of a text table holds the cells. Never guessed: a ``cells_by_genes`` table
         whose row names look like genes and column names like cells is refused.
@@ -87,7 +88,7 @@ def read_target(
 
     A genes-by-cells text file with a tab separator, e.g. GEO's GSE117872 (not run here):
 
-    >>> adata = read_target("GSE117872_TPM.txt", sep="\\t", orientation="genes_by_cells")  # doctest: +SKIP
+    >>> adata = read_target("GSE117872_TPM.txt", orientation="genes_by_cells")  # doctest: +SKIP
     """
     path = Path(path)
     if orientation not in ("cells_by_genes", "genes_by_cells"):
@@ -236,10 +237,7 @@ def _read_mtx_directly(matrix: Path, features: Path, barcodes: Path) -> AnnData:
 def _read_text(path: Path, ext: str, sep: str | None, orientation: Orientation,
                label_key: str | None, obs_columns: list[str], index_col: int) -> AnnData:
     if sep is None:
-        sep = TEXT_SEPARATORS[ext]
-        if sep is None:
-            raise ScdealError(f"{path}: a .txt table needs its column separator; pass "
-                              "sep='\\t' or sep=',' (--sep on the CLI)")
+        sep = TEXT_SEPARATORS[ext] or _separator_from_header(path)
     if orientation == "genes_by_cells" and (label_key is not None or obs_columns):
         raise ScdealError(f"{path}: label_key/obs_columns name columns, but in a genes-by-cells "
                           "table columns are cells; add labels to obs after reading instead")
@@ -315,6 +313,20 @@ def _warn_label_like(path: Path, X: np.ndarray, names: Sequence[str]) -> None:
         if name.strip().lower() in _LABEL_LIKE and np.isin(X[:, j], (0, 1)).all():
             log.warning("%s: column %r holds only 0/1 and is read as a gene; pass "
                         "label_key=%r (--label-key) if it holds labels", path, name, name)
+
+
+def _separator_from_header(path: Path) -> str:
+    """Tab or comma, whichever the header line of a ``.txt`` table holds; both or neither is
+    ambiguous and refused (give ``sep``)."""
+    line = "\t".join(_raw_header(path, "\t"))  # the first line, whole
+    tabs, commas = line.count("\t"), line.count(",")
+    if tabs and not commas:
+        return "\t"
+    if commas and not tabs:
+        return ","
+    found = "both tabs and commas" if tabs else "neither tabs nor commas"
+    raise ScdealError(f"{path}: the header line holds {found}, so the column separator of this "
+                      ".txt table is unclear; pass sep='\\t' or sep=',' (--sep on the CLI)")
 
 
 def _raw_header(path: Path, sep: str) -> list[str]:

@@ -343,7 +343,7 @@ class ScDEAL:
         """Gene ids -> HGNC symbols, then the preprocessing the configuration asks for."""
         if adata.n_obs == 0 or adata.n_vars == 0:
             raise ScdealError(f"the target is empty ({adata.n_obs} cells x {adata.n_vars} genes)")
-        target = prep.target_on_symbols(adata, self.gene_ids)
+        target = prep.target_on_symbols(adata, self.gene_ids, self.config.preprocess.input_kind)
         return preprocess_target(target, self.config.preprocess, copy=False)
 
     # ---------------------------------------------------------------------------------------

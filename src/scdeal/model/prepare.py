@@ -154,9 +154,25 @@ def check_finite(X: np.ndarray, what: str) -> None:
                           "impute them before running scdeal")
 
 
-def target_on_symbols(adata: AnnData, gene_ids: str) -> AnnData:
-    """The target with var_names harmonised to HGNC symbols."""
-    return harmonize_var_names(adata, id_type=gene_ids, copy=True)
+def target_on_symbols(adata: AnnData, gene_ids: str, input_kind: str = "auto") -> AnnData:
+    """The target with var_names harmonised to HGNC symbols.
+
+    Several ids of one symbol are summed when ``X`` holds counts (declared, or detected by
+    :func:`~scdeal.data.values.detect_value_kind`; UMIs of one gene add up and stay integers,
+    so the preprocessing still sees counts), averaged otherwise.
+
+    Examples
+    --------
+    >>> counts = AnnData(np.array([[1, 2, 5]], dtype=np.float32))
+    >>> counts.var_names = ["ENSG00000141510", "ENSG00000141510.17", "ENSG00000146648"]
+    >>> target_on_symbols(counts, "ensembl").to_df().to_dict("records")
+    [{'TP53': 3.0, 'EGFR': 5.0}]
+    """
+    from ..data.values import detect_value_kind
+
+    kind = detect_value_kind(adata.X) if input_kind == "auto" else input_kind
+    return harmonize_var_names(adata, id_type=gene_ids, copy=True,
+                               aggregate="sum" if kind == "counts" else "mean")
 
 
 def align_genes(adata: AnnData, genes: list[str], *, min_fraction: float, what: str) -> np.ndarray:
