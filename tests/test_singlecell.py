@@ -527,3 +527,25 @@ def test_summary_and_fit_share_one_gene_id_detector():
         detect_id_type(adata.var_names)
     assert summarize_target(adata)["gene_id_type"].startswith(
         "undetermined: cannot tell the gene id type")
+
+
+@pytest.mark.parametrize("density, sparse", [(0.1, True), (0.9, False)])
+def test_text_tables_are_read_in_blocks_sparse_when_mostly_zero(tmp_path, monkeypatch,
+                                                                density, sparse):
+    import gzip
+
+    import scdeal.data.singlecell as singlecell
+
+    monkeypatch.setattr(singlecell, "TEXT_CHUNK_ROWS", 7)  # several blocks from a small file
+    rng = np.random.default_rng(3)
+    genes = [f"GENE{i}" for i in range(40)]
+    cells = [f"{''.join(rng.choice(list('ACGT'), 12))}-1" for _ in range(9)]
+    X = (rng.random((9, 40)) < density) * rng.integers(1, 20, (9, 40))
+    table = _write_table(tmp_path / "umi.txt", X.T, genes, cells, sep="\t")
+    path = tmp_path / "umi.txt.gz"
+    path.write_bytes(gzip.compress(table.read_bytes()))
+    adata = read_target(path, orientation="genes_by_cells")
+    assert sp.issparse(adata.X) is sparse
+    dense = adata.X.toarray() if sparse else adata.X
+    np.testing.assert_array_equal(dense, X.astype(np.float32))
+    assert list(adata.obs_names) == cells and list(adata.var_names) == genes

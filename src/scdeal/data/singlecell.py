@@ -32,6 +32,11 @@ from .orientation import Orientation, refuse_transposed
 log = logging.getLogger(__name__)
 
 TEXT_SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": None}
+# Text tables are parsed this many rows at a time; when half or more of the first rows' values
+# are zeros (droplet UMI counts), each block is stored sparse at once, so a large table never
+# exists as one dense matrix.
+TEXT_CHUNK_ROWS = 2000
+SPARSE_ZEROS = 0.5
 
 
 # ----------------------------------------------------------------------------------------
@@ -274,17 +279,29 @@ def _read_text(path: Path, ext: str, sep: str | None, orientation: Orientation,
         raise ScdealError(f"{path} has no expression columns; every column is an annotation")
     dtype = defaultdict(lambda: str, dict.fromkeys(data_cols, np.float32))
     kwargs = {"sep": sep, "engine": "c", "dtype": dtype, "low_memory": False,
-              "index_col": None if index_name is not None else 0}
+              "index_col": None if index_name is not None else 0, "chunksize": TEXT_CHUNK_ROWS}
+    blocks, annotations, sparse = [], [], False
     try:
-        table = pd.read_csv(path, **kwargs)
+        with pd.read_csv(path, **kwargs) as reader:
+            for chunk in reader:
+                if index_name is not None:
+                    chunk = chunk.set_index(index_name)
+                blocks.append(chunk[data_cols].to_numpy(dtype=np.float32))
+                if len(blocks) == 1:  # sparse tables (droplet UMIs) are kept sparse
+                    sparse = blocks[0].size > 0 and np.mean(blocks[0] == 0) >= SPARSE_ZEROS
+                if sparse:
+                    blocks[-1] = sp.csr_matrix(blocks[-1])
+                annotations.append(chunk[annotation])  # with the chunk's row names
     except ValueError as err:
         if "could not convert" not in str(err):
             raise ScdealError(f"could not read {path} ({first_line(err)}); check the "
                               "file") from err
         _raise_non_numeric(path, sep, data_cols, orientation)
-    if index_name is not None:
-        table = table.set_index(index_name)
-    X = table[data_cols].to_numpy(dtype=np.float32)
+    if not blocks:
+        raise ScdealError(f"{path} holds no rows below its header; check the file")
+    X = sp.vstack(blocks, format="csr") if sparse else np.concatenate(blocks)
+    del blocks
+    table = pd.concat(annotations)
     raw_data_names = [n for n, c in zip(raw_names, columns, strict=True) if c not in annotation]
     rows = table.index.astype(str)
     if orientation == "cells_by_genes":
@@ -296,7 +313,7 @@ def _read_text(path: Path, ext: str, sep: str | None, orientation: Orientation,
         var = pd.DataFrame(index=pd.Index(raw_data_names, dtype=str))
     else:
         refuse_transposed(path, raw_data_names, rows, orientation)
-        X = np.ascontiguousarray(X.T)
+        X = X.T.tocsr() if sp.issparse(X) else np.ascontiguousarray(X.T)
         obs = pd.DataFrame(index=pd.Index(raw_data_names, dtype=str))
         var = pd.DataFrame(index=rows)
     obs.index.name = var.index.name = None
@@ -310,7 +327,10 @@ _LABEL_LIKE = {"response", "label", "labels", "sensitive", "sensitivity", "resis
 def _warn_label_like(path: Path, X: np.ndarray, names: Sequence[str]) -> None:
     """A 0/1 column named like a label would silently become a gene; say so."""
     for j, name in enumerate(names):
-        if name.strip().lower() in _LABEL_LIKE and np.isin(X[:, j], (0, 1)).all():
+        if name.strip().lower() not in _LABEL_LIKE:
+            continue
+        column = X[:, j].toarray().ravel() if sp.issparse(X) else X[:, j]
+        if np.isin(column, (0, 1)).all():
             log.warning("%s: column %r holds only 0/1 and is read as a gene; pass "
                         "label_key=%r (--label-key) if it holds labels", path, name, name)
 
