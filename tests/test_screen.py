@@ -252,7 +252,7 @@ def test_a_dying_worker_fails_its_drug_and_keeps_the_others(tmp_path):
     import dask
     from dask.distributed import Client, LocalCluster
 
-    from scdeal.workflows.drug_screen import _Parts, _run_tasks
+    from scdeal.workflows._screen_engine import ScreenParts, run_tasks
 
     def task(adata, drug, config, entries, gene_ids):  # pickled by value (not importable)
         import os as _os
@@ -262,14 +262,32 @@ def test_a_dying_worker_fails_its_drug_and_keeps_the_others(tmp_path):
         return {"drug": drug, "status": "ok", "p": np.ones(3, np.float32),
                 "sd": np.zeros(3, np.float32)}
 
-    parts = _Parts(tmp_path, "fingerprint", {})
+    parts = ScreenParts(tmp_path, "fingerprint", {})
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
             LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                          dashboard_address=None) as cluster, Client(cluster) as client:
-        results = _run_tasks(client, None, ["a", "dies", "b", "c", "d"], None, {}, "symbol",
+        results = run_tasks(client, None, ["a", "dies", "b", "c", "d"], None, {}, "symbol",
                              parts, False, task=task)
     assert results["dies"]["status"] == "failed" and "KilledWorker" in results["dies"]["reason"]
     # The drugs around it, before and after the deaths, finish and are kept.
     assert all(results[d]["status"] == "ok" for d in "abcd")
     assert len(list((tmp_path / "parts").iterdir())) == 5
     assert set(parts.load(3)) == set("abcd")  # a resumed screen tries the failed drug again
+
+
+def test_the_heatmap_of_a_large_screen_shows_the_drugs_that_differ_most():
+    from scdeal.pl.screen import screen_heatmap
+
+    rng = np.random.default_rng(0)
+    drugs = [f"D{i}" for i in range(80)]
+    spread = {d: i / 100 for i, d in enumerate(drugs)}  # D79 differs most between groups
+    groups = pd.DataFrame([{"group": g, "drug": d, "mean_p": 0.5 + (spread[d] if g == "a"
+                                                                      else -spread[d])}
+                           for d in drugs for g in ("a", "b")])
+    table = pd.DataFrame({"drug": drugs, "reliable": [d != "D79" for d in drugs]})
+    fig = screen_heatmap(groups.sample(frac=1, random_state=int(rng.integers(100))), table,
+                         max_drugs=10)
+    shown = {t.get_text() for t in fig.axes[0].get_xticklabels()}
+    # the 10 reliable drugs with the largest spread; the unreliable D79 only after them
+    assert shown == {f"D{i}" for i in range(69, 79)}
+    assert "10 of 80 drugs" in fig.axes[0].get_title()

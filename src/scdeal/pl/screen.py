@@ -11,13 +11,15 @@ from ._save import new_figure
 
 
 def screen_heatmap(groups: pd.DataFrame, drugs: pd.DataFrame | None = None, *,
-                   value: str = "mean_p", title: str | None = None) -> Figure:
+                   value: str = "mean_p", title: str | None = None,
+                   max_drugs: int = 50) -> Figure:
     """Heatmap of a screen's ``groups.csv``: one row per cell group, one column per drug.
 
     Colour is ``value`` (mean P(sensitive) by default; red = sensitive, blue = resistant,
     white = 0.5). Drugs whose fit was not flagged reliable in ``drugs`` (a screen's
     ``drugs.csv``) are hatched and their names end in ``*``; columns are ordered by the
-    drugs' overall mean.
+    drugs' overall mean. With more than ``max_drugs`` drugs, only the ``max_drugs`` whose
+    value differs most between groups are drawn, reliable drugs first (the title says so).
 
     Examples
     --------
@@ -35,12 +37,18 @@ def screen_heatmap(groups: pd.DataFrame, drugs: pd.DataFrame | None = None, *,
     matrix = groups.pivot_table(index="group", columns="drug", values=value, aggfunc="mean")
     if matrix.empty:
         raise ScdealError("the groups table has no rows to draw")
-    matrix = matrix[matrix.mean(axis=0).sort_values(ascending=False).index]
     unreliable: set[str] = set()
     if drugs is not None and "reliable" in drugs.columns:
         # True, or "True" once read back from drugs.csv; False and no verdict (NaN) are marked.
         flags = drugs.set_index("drug")["reliable"].astype(str)
         unreliable = {d for d in matrix.columns if flags.get(d) != "True"}
+    n_all, note = matrix.shape[1], ""
+    if n_all > max_drugs:
+        spread = matrix.max(axis=0) - matrix.min(axis=0)
+        order = sorted(matrix.columns, key=lambda d: (d in unreliable, -spread[d]))
+        matrix = matrix[order[:max_drugs]]
+        note = f"\nthe {max_drugs} of {n_all} drugs that differ most between groups"
+    matrix = matrix[matrix.mean(axis=0).sort_values(ascending=False).index]
     n_groups, n_drugs = matrix.shape
     fig = new_figure(max(4.0, 1.2 + 0.38 * n_drugs), max(2.5, 1.3 + 0.32 * n_groups))
     ax = fig.add_subplot()
@@ -56,7 +64,7 @@ def screen_heatmap(groups: pd.DataFrame, drugs: pd.DataFrame | None = None, *,
     ax.set_xlabel("drug" + ("  (* not flagged reliable)" if unreliable else ""))
     ax.set_ylabel("cell group")
     fig.colorbar(image, ax=ax, shrink=0.8, label=value.replace("_", " "))
-    ax.set_title(title or "scdeal screen: mean P(sensitive) per group", fontsize=10)
+    ax.set_title((title or "scdeal screen: mean P(sensitive) per group") + note, fontsize=10)
     return fig
 
 

@@ -26,24 +26,27 @@ drug table in ``uns['scdeal_screen']``), ``drugs.csv``, ``groups.csv`` and ``hea
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
 import json
 import logging
-import os
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._io import atomic_dir, atomic_path, jsonable, write_text_atomic
+from .._io import atomic_path, jsonable
 from ..errors import ScdealError
+from ._screen_engine import (
+    CONNECT_TIMEOUT_S,
+    ScreenParts,
+    dask_client,
+    run_tasks,
+    screen_fingerprint,
+    warm_worker,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +55,6 @@ CLUSTER_KEY = "scdeal_cluster"
 DRUG_COLUMNS = ["drug", "status", "reason", "reliable", "member_agreement", "member_consensus",
                 "bulk_test_auroc", "fraction_sensitive", "auroc", "ap", "n_cells", "seconds"]
 GROUP_COLUMNS = ["group", "drug", "n_cells", "mean_p", "fraction_sensitive", "reliable"]
-MANIFEST = "screen.json"
-PARTS = "parts"
-CONNECT_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -147,229 +147,6 @@ def resolve_drugs(bulk, drugs, config) -> list[dict]:
     return plan
 
 
-# ----------------------------------------------------------------------------- the worker side
-
-
-@functools.lru_cache(maxsize=1)
-def _worker_bulk():
-    # One GDSC load per worker process, not per drug.
-    from ..data.gdsc import load_gdsc
-
-    return load_gdsc()
-
-
-def fit_drug(adata: AnnData, drug: str, config, entries: dict, gene_ids: str) -> dict[str, Any]:
-    """One drug's fit and predictions, as a Dask task runs it (module-level, so picklable).
-
-    Returns the drug's summary (``status`` ``ok``, or ``skipped`` with the reason when the fit
-    refuses the drug) and, per cell of ``adata``, P(sensitive) and the members' spread.
-    """
-    from ..model import ScDEAL
-    from ..model.cache import MemoryCache
-
-    started, started_at = time.perf_counter(), time.time()
-    # The drug table carries each fit's reliability; its warning would repeat it per drug.
-    scdeal_log = logging.getLogger("scdeal")
-    level = scdeal_log.level
-    scdeal_log.setLevel(logging.ERROR)
-    model = ScDEAL(config, cache=MemoryCache(entries))
-    try:
-        model.fit(adata, drug, bulk=_worker_bulk(), gene_ids=gene_ids)
-    except ScdealError as err:
-        return {"drug": drug, "status": "skipped", "reason": str(err)}
-    finally:
-        scdeal_log.setLevel(level)
-    predicted = model.predict(adata, copy=True)
-    p = predicted.obs["sens_preds"].to_numpy(np.float32)
-    sd = predicted.obs["sens_preds_sd"].to_numpy(np.float32)
-    rel = model.reliability or {}
-    called = p[~np.isnan(p)]
-    return {"drug": drug, "status": "ok", "reason": rel.get("reason", ""),
-            "reliable": rel.get("reliable"), "member_agreement": rel.get("member_agreement"),
-            "member_consensus": rel.get("member_consensus"),
-            "bulk_test_auroc": model.training["bulk_test_metrics"]["auroc"],
-            "fraction_sensitive": float(np.mean(called >= 0.5)) if called.size else np.nan,
-            "n_cells": int(called.size), "cache": model.training["cache"],
-            "seconds": time.perf_counter() - started, "started_at": started_at,
-            "finished_at": time.time(), "process": os.getpid(), "p": p, "sd": sd}
-
-
-# ----------------------------------------------------------------------------- finished drugs
-
-
-def _slug(drug: str) -> str:
-    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", drug).strip("_")[:60] or "drug"
-    return f"{readable}-{hashlib.sha256(drug.encode()).hexdigest()[:8]}"
-
-
-class _Parts:
-    """Finished drugs of one screen in ``OUT/parts/<drug>/`` (written atomically)."""
-
-    def __init__(self, out: Path, fingerprint: str, manifest: dict):
-        self.out = Path(out)
-        self.folder = self.out / PARTS
-        path = self.out / MANIFEST
-        if path.is_file():
-            try:
-                found = json.loads(path.read_text()).get("fingerprint")
-            except ValueError:
-                found = None
-            if found != fingerprint:
-                raise ScdealError(
-                    f"{self.out} holds a screen of other cells or settings; give another --out "
-                    "or remove that folder")
-        else:
-            write_text_atomic(path, json.dumps({**manifest, "fingerprint": fingerprint},
-                                               indent=2))
-
-    def load(self, n_cells: int) -> dict[str, dict]:
-        done = {}
-        if not self.folder.is_dir():
-            return done
-        for entry in sorted(self.folder.iterdir()):
-            if entry.name.startswith(".") or not (entry / "result.json").is_file():
-                continue
-            row = json.loads((entry / "result.json").read_text())
-            if row.get("status") not in ("ok", "skipped"):  # a failed drug is tried again
-                continue
-            if row.get("status") == "ok":
-                with np.load(entry / "cells.npz") as cells:
-                    row["p"], row["sd"] = cells["p"], cells["sd"]
-                if len(row["p"]) != n_cells:
-                    continue
-            done[row["drug"]] = row
-        return done
-
-    def save(self, row: dict) -> None:
-        with atomic_dir(self.folder / _slug(row["drug"])) as tmp:
-            if "p" in row:
-                np.savez(tmp / "cells.npz", p=row["p"], sd=row["sd"])
-            summary = {k: v for k, v in row.items() if k not in ("p", "sd")}
-            (tmp / "result.json").write_text(json.dumps(jsonable(summary), indent=1))
-
-
-def _fingerprint(adata: AnnData, config, gene_ids: str) -> str:
-    import scipy.sparse as sp
-
-    from .. import __version__
-    from ..model.cache import cache_key, fingerprint
-
-    X = adata.X
-    arrays = ((X.data, X.indices, X.indptr) if sp.issparse(X) else (np.asarray(X),))
-    settings = {k: v for k, v in config.to_dict().items()
-                if k not in ("member_threads", "num_threads")}
-    return cache_key({"cells": fingerprint(*arrays, list(adata.obs_names), list(adata.var_names)),
-                      "config": settings, "gene_ids": gene_ids, "scdeal": __version__})
-
-
-# ----------------------------------------------------------------------------- Dask
-
-
-@contextlib.contextmanager
-def dask_client(scheduler: str | None = None, n_workers: int | None = None,
-                timeout: float = CONNECT_TIMEOUT_S):
-    """A ``dask.distributed`` client: connected to ``scheduler``, or to a new
-    ``LocalCluster`` of ``n_workers`` processes (default: the usable cores) with one thread each.
-    Dask's own messages below errors are silenced meanwhile (the screen reports progress).
-    """
-    from dask.distributed import Client, LocalCluster
-
-    dask_log = logging.getLogger("distributed")
-    level = dask_log.level
-    dask_log.setLevel(logging.ERROR)
-    try:
-        if scheduler:
-            try:
-                client = Client(scheduler, timeout=timeout)
-            except (OSError, TimeoutError, ValueError) as err:
-                raise ScdealError(
-                    f"no Dask scheduler answered at {scheduler} within {timeout:g} s ({err}); "
-                    "check the address (e.g. tcp://HOST:8786) and that the scheduler is "
-                    "running") from None
-            with client:
-                yield client
-            return
-        cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                 else os.cpu_count())
-        n = n_workers or max(1, cores or 1)
-        # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers so that they hand
-        # memory back to the system at once; a fit's many small tensors then cost page faults
-        # (in a check here a fit ran 10-15% slower). Not here.
-        import dask
-
-        environ = {k: v for k, v in
-                   dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
-                   if k != "MALLOC_TRIM_THRESHOLD_"}
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), \
-                LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                             dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
-                Client(cluster) as client:
-            yield client
-    finally:
-        dask_log.setLevel(level)
-
-
-def _hold(value):
-    return value
-
-
-def warm_worker() -> int:
-    """Import the training code and load GDSC in a worker (while the pre-training runs)."""
-    from .. import model  # noqa: F401 - the import is the point
-
-    _worker_bulk()
-    return os.getpid()
-
-
-def _run_tasks(client, adata: AnnData, drugs: list[str], config, entries: dict, gene_ids: str,
-               parts: _Parts | None, progress: bool, task=fit_drug) -> dict[str, dict]:
-    """Submit ``task`` (:func:`fit_drug`) per drug; save each result as it arrives. A task that
-    raised, or whose workers kept dying, becomes a ``failed`` row."""
-    from dask.distributed import as_completed
-    from tqdm.auto import tqdm
-
-    # The cells and the pre-trained stages enter the graph as tasks, not scattered data: the
-    # scheduler can recompute them when the worker holding them dies (scattered data would be
-    # lost, and every drug waiting on it cancelled).
-    cells = client.submit(_hold, adata, pure=False)
-    stages = client.submit(_hold, entries, pure=False)
-    client.replicate([cells, stages])  # one copy per worker, fetched once
-    # At most one drug per worker thread is handed to the scheduler at a time: it does not
-    # know how long a fit takes and would queue every drug on the worker that holds the data,
-    # leaving the others idle. Each finished drug frees a slot for the next.
-    pending = list(drugs)
-    running = as_completed()
-    names: dict = {}
-
-    def submit_more() -> None:
-        slots = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
-        while pending and running.count() < max(1, slots):
-            drug = pending.pop(0)
-            future = client.submit(task, cells, drug, config, stages, gene_ids, pure=False,
-                                   key=f"scdeal-screen-{_slug(drug)}-{time.time_ns()}")
-            names[future.key] = drug
-            running.add(future)
-
-    submit_more()
-    results: dict[str, dict] = {}
-    with tqdm(total=len(drugs), desc="drugs", unit="drug", disable=not progress) as bar:
-        for future in running:
-            drug = names[future.key]
-            try:
-                row = future.result()
-            except Exception as err:  # noqa: BLE001 - a failed drug is a row, not a crash
-                row = {"drug": drug, "status": "failed",
-                       "reason": f"{type(err).__name__}: {err}".strip()[:500]}
-                log.warning("scdeal screen: %s failed (%s)", drug, row["reason"])
-            future.release()
-            if parts is not None:
-                parts.save(row)
-            results[drug] = row
-            bar.update(1)
-            submit_more()
-    return results
-
-
 # ----------------------------------------------------------------------------- the screen
 
 
@@ -449,7 +226,7 @@ def screen(
     parts = None
     if out is not None:
         manifest = {"config": config.to_dict(), "gene_ids": gene_ids, "n_cells": adata.n_obs}
-        parts = _Parts(Path(out), _fingerprint(adata, config, gene_ids), manifest)
+        parts = ScreenParts(Path(out), screen_fingerprint(adata, config, gene_ids), manifest)
     results = parts.load(adata.n_obs) if parts is not None else {}
     todo_now = [d for d in todo if d not in results]
     if len(todo_now) < len(todo):
@@ -481,7 +258,7 @@ def screen(
         if client is not None:
             t0 = time.perf_counter()
             task_config = config.replace(member_threads=1, num_threads=1)
-            results.update(_run_tasks(client, adata, todo_now, task_config, store.entries,
+            results.update(run_tasks(client, adata, todo_now, task_config, store.entries,
                                       gene_ids, parts, progress))
             timings["drugs"] = time.perf_counter() - t0
         del warming
