@@ -49,7 +49,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "screen")
     parser.add_argument("--parts", default="eight",
                         help="comma-separated: eight (1 run + 8-drug screens), all (every GDSC2 "
-                             "drug); the other part's numbers are kept from --out")
+                             "drug, then analyze), analyze (where the MAPK-pathway inhibitors "
+                             "rank in the all-drug screen); other parts' numbers are kept")
     args = parser.parse_args()
     parts = {p.strip() for p in args.parts.split(",")}
 
@@ -65,8 +66,9 @@ def main() -> None:
     def cold() -> None:
         shutil.rmtree(cache / "models", ignore_errors=True)
 
-    # Fill numba's kernel cache once (a compile that happens once per installation).
-    timed(["run", "--drug", "PLX4720", *common, "--out", str(work / "warmup")], env)
+    if parts & {"eight", "all"}:
+        # Fill numba's kernel cache once (a compile that happens once per installation).
+        timed(["run", "--drug", "PLX4720", *common, "--out", str(work / "warmup")], env)
 
     saved = args.out / "results.json"
     results: dict = json.loads(saved.read_text()) if saved.is_file() else {}
@@ -76,6 +78,8 @@ def main() -> None:
         eight_drugs(args, work, env, common, cold, results)
     if "all" in parts:
         all_drugs(args, work, env, common, cold, results)
+    if parts & {"all", "analyze"}:
+        results["mapk_all_gdsc2"] = analyze_all(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     print(json.dumps({k: v for k, v in results.items() if not k.endswith("task_s")}, indent=2))
@@ -129,6 +133,45 @@ def all_drugs(args, work, env, common, cold, results) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "drugs_all_gdsc2.csv", index=False)
     shutil.copy(out / "heatmap.png", args.out / "heatmap_all_gdsc2.png")
+
+
+# GDSC2's inhibitors of the ERK MAPK pathway (BRAF, MEK1/2, ERK1/2), by GDSC name: the pathway
+# PLX4720 (a BRAF inhibitor) acts on.
+MAPK = {"PLX-4720": "BRAF", "Dabrafenib": "BRAF", "SB590885": "BRAF", "Trametinib": "MEK",
+        "Selumetinib": "MEK", "PD0325901": "MEK", "Refametinib": "MEK", "SCH772984": "ERK",
+        "Ulixertinib": "ERK", "VX-11e": "ERK", "ERK_2440": "ERK", "ERK_6604": "ERK"}
+
+
+def analyze_all(out: Path) -> dict:
+    """Where the MAPK-pathway inhibitors rank, by AUROC against the PLX4720 labels, among all
+    screened drugs and among those flagged reliable (Mann-Whitney U against the others)."""
+    from scipy.stats import mannwhitneyu
+
+    table = pd.read_csv(out / "drugs_all_gdsc2.csv")
+    table = table[table.status == "ok"].copy()
+    table["mapk"] = table.drug.map(MAPK)
+    table["reliable"] = table.reliable.astype(str) == "True"
+    summary: dict = {"n_drugs": len(table), "n_reliable": int(table.reliable.sum())}
+    lines = ["| drugs | n | MAPK inhibitors | their AUROC ranks (1 = most like PLX4720) | "
+             "median AUROC, MAPK / others | Mann-Whitney p (one-sided) |", "|---|---|---|---|---|---|"]
+    for name, sub in (("all screened", table), ("flagged reliable", table[table.reliable])):
+        sub = sub.assign(rank=sub.auroc.rank(ascending=False, method="min").astype(int))
+        mapk, rest = sub[sub.mapk.notna()], sub[sub.mapk.isna()]
+        p = mannwhitneyu(mapk.auroc, rest.auroc, alternative="greater").pvalue
+        ranks = ", ".join(f"{d} {r}" for d, r in sorted(zip(mapk.drug, mapk["rank"], strict=True),
+                                                         key=lambda x: x[1]))
+        lines.append(f"| {name} | {len(sub)} | {len(mapk)} | {ranks} | "
+                     f"{mapk.auroc.median():.3f} / {rest.auroc.median():.3f} | {p:.1e} |")
+        summary[name] = {"n": len(sub), "n_mapk": len(mapk), "p": p,
+                         "median_mapk": mapk.auroc.median(), "median_other": rest.auroc.median()}
+    top = table[table.reliable].nlargest(15, "auroc")
+    lines += ["", "The 15 reliable fits that rank the cells most like PLX4720:", "",
+              "| drug | MAPK target | AUROC vs PLX4720 labels | member consensus |", "|---|---|---|---|"]
+    lines += [f"| {r.drug} | {r.mapk if isinstance(r.mapk, str) else ''} | {r.auroc:.3f} | "
+              f"{r.member_consensus:.3f} |" for r in top.itertuples()]
+    (out / "mapk_all_gdsc2.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return summary
 
 
 if __name__ == "__main__":
