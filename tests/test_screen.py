@@ -248,11 +248,22 @@ def test_a_scheduler_that_does_not_answer(data_env, cells_file, capsys):
     assert time.perf_counter() - start < 60
 
 
+def test_a_local_cluster_leaves_the_environment_as_it_was():
+    # Dask's nanny writes its workers' OMP_NUM_THREADS=1 (and more) into the calling process;
+    # left there, later worker processes of scdeal benchmark inherited one BLAS thread.
+    from scdeal.workflows._screen_engine import dask_client
+
+    before = dict(os.environ)
+    with dask_client(None, 1) as client:
+        assert client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")) == {
+            w: None for w in client.scheduler_info()["workers"]}
+    assert dict(os.environ) == before
+
+
 def test_a_dying_worker_fails_its_drug_and_keeps_the_others(tmp_path):
     import dask
-    from dask.distributed import Client, LocalCluster
 
-    from scdeal.workflows._screen_engine import ScreenParts, run_tasks
+    from scdeal.workflows._screen_engine import ScreenParts, dask_client, run_tasks
 
     def task(adata, drug, config, entries, gene_ids):  # pickled by value (not importable)
         import os as _os
@@ -264,15 +275,14 @@ def test_a_dying_worker_fails_its_drug_and_keeps_the_others(tmp_path):
 
     parts = ScreenParts(tmp_path, "fingerprint", {})
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
-            LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                         dashboard_address=None) as cluster, Client(cluster) as client:
+            dask_client(None, 2) as client:
         results = run_tasks(client, None, ["a", "dies", "b", "c", "d"], None, {}, "symbol",
                              parts, False, task=task)
     assert results["dies"]["status"] == "failed" and "KilledWorker" in results["dies"]["reason"]
     # The drugs around it, before and after the deaths, finish and are kept.
     assert all(results[d]["status"] == "ok" for d in "abcd")
     assert len(list((tmp_path / "parts").iterdir())) == 5
-    assert set(parts.load(3)) == set("abcd")  # a resumed screen tries the failed drug again
+    assert set(parts.load()) == set("abcd")  # a resumed screen tries the failed drug again
 
 
 def test_the_heatmap_of_a_large_screen_shows_the_drugs_that_differ_most():

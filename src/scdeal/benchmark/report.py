@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .._io import atomic_path, write_text_atomic
+from .._system import usable_cores
 from .cases import BenchmarkCase
 from .methods import Method, ScDealVariant
 
@@ -131,7 +132,7 @@ def _metric_markdown(table: pd.DataFrame, metric: str, case_names: Sequence[str]
 
 def _machine() -> str:
     cores = os.cpu_count() or 0
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    usable = usable_cores()
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
         memory_text = f"{memory:.1f} GiB memory"

@@ -15,10 +15,9 @@ MAX_DEFAULT_JOBS = 4
 
 
 def _default_jobs() -> int:
-    import os
+    from .._system import usable_cores
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(MAX_DEFAULT_JOBS, cores or 1))
+    return max(1, min(MAX_DEFAULT_JOBS, usable_cores()))
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from anndata import AnnData
 
 from .. import __version__
 from .._io import jsonable, uns_safe
+from .._system import usable_cores
 from ..data.gdsc import BulkData
 from ..data.preprocess import preprocess_target
 from ..errors import ScdealError
@@ -181,8 +181,7 @@ class ScDEAL:
         def member(index: int):
             return fitting.fit_member(self, labelled, Xs, cfg.seed + index, shared, device, bar)
 
-        threads = min(cfg.member_threads, cfg.n_models, len(os.sched_getaffinity(0))
-                      if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+        threads = min(cfg.member_threads, cfg.n_models, usable_cores())
         if threads > 1:
             from concurrent.futures import ThreadPoolExecutor
 

@@ -19,6 +19,7 @@ import numpy as np
 from anndata import AnnData
 
 from .._io import atomic_dir, jsonable, write_text_atomic
+from .._system import usable_cores
 from ..errors import ScdealError
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,8 @@ class ScreenParts:
             write_text_atomic(path, json.dumps({**manifest, "fingerprint": fingerprint},
                                                indent=2))
 
-    def load(self, n_cells: int) -> dict[str, dict]:
+    def load(self) -> dict[str, dict]:
+        """Finished drugs (ok or skipped) by name; failed ones are left to be tried again."""
         done = {}
         if not self.folder.is_dir():
             return done
@@ -116,8 +118,6 @@ class ScreenParts:
             if row.get("status") == "ok":
                 with np.load(entry / "cells.npz") as cells:
                     row["p"], row["sd"] = cells["p"], cells["sd"]
-                if len(row["p"]) != n_cells:
-                    continue
             done[row["drug"]] = row
         return done
 
@@ -170,9 +170,7 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None,
             with client:
                 yield client
             return
-        cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                 else os.cpu_count())
-        n = n_workers or max(1, cores or 1)
+        n = n_workers or usable_cores()
         # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers so that they hand
         # memory back to the system at once; a fit's many small tensors then cost page faults
         # (benchmarks/README.md, section 7). Not here.
@@ -180,11 +178,18 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None,
 
         # None unsets it (distributed.nanny._get_env_variables).
         no_trim = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
-        with dask.config.set(no_trim), \
-                LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                             dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
-                Client(cluster) as client:
-            yield client
+        # The nanny sets its workers' variables (OMP_NUM_THREADS=1, ...) in this process's
+        # environment too; they are put back afterwards, or later work here would inherit them.
+        environ = dict(os.environ)
+        try:
+            with dask.config.set(no_trim), \
+                    LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                 dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+                    Client(cluster) as client:
+                yield client
+        finally:
+            os.environ.clear()
+            os.environ.update(environ)
     finally:
         dask_log.setLevel(level)
 

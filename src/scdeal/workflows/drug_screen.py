@@ -227,7 +227,7 @@ def screen(
     if out is not None:
         manifest = {"config": config.to_dict(), "gene_ids": gene_ids, "n_cells": adata.n_obs}
         parts = ScreenParts(Path(out), screen_fingerprint(adata, config, gene_ids), manifest)
-    results = parts.load(adata.n_obs) if parts is not None else {}
+    results = parts.load() if parts is not None else {}
     todo_now = [d for d in todo if d not in results]
     if len(todo_now) < len(todo):
         log.info("scdeal screen: %d of %d drugs already finished in %s",
