@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # Group -> (layer, module prefixes). A module may import its own group and lower layers only;
 # groups on one layer (tl and pl; workflows and benchmark) do not import each other.
 GROUPS: dict[str, tuple[int, tuple[str, ...]]] = {
-    "base": (0, ("scdeal.errors", "scdeal._io", "scdeal._types")),
+    "base": (0, ("scdeal.errors", "scdeal._io", "scdeal._types", "scdeal._system")),
     "data": (1, ("scdeal.data",)),
     "datasets": (2, ("scdeal.datasets",)),
     "nn": (3, ("scdeal.nn",)),
