@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
@@ -60,27 +61,68 @@ def build_extractor(config: ScDealConfig, n_genes: int) -> FeatureExtractor:
         ExtractorConfig, config, n_genes=n_genes, kind=config.extractor))
 
 
-def leiden_clusters(extractor: FeatureExtractor, X: torch.Tensor, seed: int,
-                    resolution: float) -> torch.Tensor:
-    """Leiden clusters of the target cells on M_s's pre-trained embedding."""
+def encode_rows(extractor: FeatureExtractor, X: prep.CellRows,
+                block: int = prep.BLOCK_ROWS) -> np.ndarray:
+    """The embedding of every row of ``X``, a block at a time."""
+    extractor.eval()
+    device = next(extractor.parameters()).device
+    with torch.no_grad():
+        return np.concatenate([extractor.encode(torch.as_tensor(b, device=device)).cpu().numpy()
+                               for b in X.blocks(block)])
+
+
+def leiden_clusters(extractor: FeatureExtractor, X: prep.CellRows, seed: int,
+                    resolution: float, max_cells: int) -> torch.Tensor:
+    """Leiden clusters of the target cells on M_s's pre-trained embedding.
+
+    Beyond ``max_cells`` cells, the neighbour graph and Leiden run on a seeded random
+    ``max_cells`` of them and every other cell joins the cluster whose centroid (in the
+    embedding) is nearest: the cost stays bounded, and clusters smaller than about
+    ``n / max_cells`` cells may be missed.
+    """
     import scanpy as sc
 
-    extractor.eval()
-    with torch.no_grad():
-        emb = extractor.encode(X).cpu().numpy()
-    ad = AnnData(np.zeros((len(emb), 1), dtype=np.float32))
-    ad.obsm["X_emb"] = emb
-    neighbors(ad, use_rep="X_emb", n_neighbors=min(15, len(emb) - 1), random_state=seed)
+    emb = encode_rows(extractor, X)
+    sample = train.subsample(len(emb), max_cells, seed)
+    ad = AnnData(np.zeros((len(sample), 1), dtype=np.float32))
+    ad.obsm["X_emb"] = emb[sample]
+    neighbors(ad, use_rep="X_emb", n_neighbors=min(15, len(sample) - 1), random_state=seed)
     sc.tl.leiden(ad, resolution=resolution, random_state=seed, flavor="igraph", n_iterations=2,
                  directed=False)
-    return torch.as_tensor(ad.obs["leiden"].astype(int).to_numpy(), device=X.device)
+    labels = ad.obs["leiden"].astype(int).to_numpy()
+    if len(sample) < len(emb):
+        centroids = np.stack([emb[sample][labels == c].mean(0) for c in range(labels.max() + 1)])
+        labels = np.concatenate([_nearest(b, centroids) for b in np.array_split(
+            emb, max(1, len(emb) // prep.BLOCK_ROWS))])
+    return torch.as_tensor(labels)
+
+
+def probabilities(net: DrugResponseNet, X: prep.CellRows,
+                  block: int = prep.BLOCK_ROWS) -> np.ndarray:
+    """P(sensitive) of every row of ``X``, a block at a time."""
+    device = next(net.parameters()).device
+    return np.concatenate([net.predict_proba(torch.as_tensor(b, device=device)).cpu().numpy()
+                           for b in X.blocks(block)])
+
+
+def _arrays(X) -> tuple[np.ndarray, ...]:
+    """The arrays that define a dense or CSR matrix (for fingerprints)."""
+    if sp.issparse(X):
+        return X.data, X.indices, X.indptr, np.asarray(X.shape)
+    return (X,)
+
+
+def _nearest(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    distance = ((points[:, None, :] - centroids[None, :, :]) ** 2).sum(-1)
+    return distance.argmin(1)
 
 
 #: Configuration fields that determine the extractors' pre-training (and the clusters).
 EXTRACTOR_FIELDS = ("extractor", "hidden_dims", "latent_dim", "dropout", "batch_norm",
                     "activation", "noise", "noise_rate", "kl_weight", "lr", "weight_decay",
                     "batch_size", "pretrain_epochs", "patience", "split", "device")
-TARGET_FIELDS = ("gene_space", "init_target_from_bulk", "target_val_fraction")
+TARGET_FIELDS = ("gene_space", "init_target_from_bulk", "target_val_fraction",
+                 "max_cells_per_epoch", "max_validation_cells", "max_cluster_cells")
 
 
 @dataclass
@@ -123,7 +165,7 @@ def _cached_stage(store, stage: str, key: str, build, status: dict[str, str]):
     return tensors, meta
 
 
-def fit_shared(model, bulk_expr: pd.DataFrame, Xs: np.ndarray, device: torch.device,
+def fit_shared(model, bulk_expr: pd.DataFrame, Xs: prep.CellRows, device: torch.device,
                bar: _Progress, store=None) -> SharedStages:
     """Pre-train M_b on every bulk line (no drug labels enter it), then M_s on the cells
     (started from M_b) and cluster them; each stage read from ``store`` when it holds it.
@@ -168,7 +210,8 @@ def fit_shared(model, bulk_expr: pd.DataFrame, Xs: np.ndarray, device: torch.dev
     want_clusters = cfg.transfer and cfg.cluster_weight > 0
     target_key = _stage_key(
         "target_extractor", cfg, EXTRACTOR_FIELDS + TARGET_FIELDS,
-        data=fingerprint(Xs, list(model.target_genes)), bulk=bulk_key if from_bulk else None,
+        data=fingerprint(*_arrays(Xs.X), list(model.target_genes)),
+        bulk=bulk_key if from_bulk else None,
         clusters=cfg.cluster_resolution if want_clusters else None)
 
     def train_target():
@@ -180,8 +223,8 @@ def fit_shared(model, bulk_expr: pd.DataFrame, Xs: np.ndarray, device: torch.dev
         seconds = {"target_extractor": time.perf_counter() - t_start}
         if want_clusters:
             t_start = time.perf_counter()
-            tensors["clusters"] = leiden_clusters(
-                extractor, torch.as_tensor(Xs, device=device), seed, cfg.cluster_resolution)
+            tensors["clusters"] = leiden_clusters(extractor, Xs, seed,
+                                                  cfg.cluster_resolution, cfg.max_cluster_cells)
             seconds["clusters"] = time.perf_counter() - t_start
         return tensors, {"history": hist.to_dict(), "seconds": seconds}
 
@@ -193,7 +236,7 @@ def fit_shared(model, bulk_expr: pd.DataFrame, Xs: np.ndarray, device: torch.dev
                             timings, status)
     t0 = time.perf_counter()
     tensors, meta = _cached_stage(store, "target_extractor", target_key, train_target, status)
-    target_extractor = _load_extractor(cfg, Xs.shape[1], tensors, device)
+    target_extractor = _load_extractor(cfg, Xs.n_genes, tensors, device)
     clusters = tensors["clusters"].to(device) if want_clusters else None
     history.append(meta["history"])
     elapsed = time.perf_counter() - t0
@@ -207,22 +250,37 @@ def fit_shared(model, bulk_expr: pd.DataFrame, Xs: np.ndarray, device: torch.dev
                         history, timings, status)
 
 
-def _pretrain(cfg: ScDealConfig, X: np.ndarray, val_fraction: float, device: torch.device,
-              bar: _Progress, stage: str, init: dict | None = None):
+def _pretrain(cfg: ScDealConfig, X: np.ndarray | prep.CellRows, val_fraction: float,
+              device: torch.device, bar: _Progress, stage: str, init: dict | None = None):
     """A freshly initialised (or ``init``-started) extractor pre-trained on the rows of ``X``,
-    a seeded ``val_fraction`` of them held out for early stopping."""
+    a seeded ``val_fraction`` of them held out for early stopping. Cells (``CellRows``) train
+    within the budget (``max_cells_per_epoch``, ``max_validation_cells``); GDSC's lines are
+    few and are a dense array."""
+    cells = isinstance(X, prep.CellRows)
     seed = cfg.seed
     order = np.random.default_rng(seed).permutation(len(X))
-    n_val = max(2, int(round(val_fraction * len(X))))
+    n_val = held_out_size(len(X), val_fraction, cfg.max_validation_cells if cells else len(X))
+    train_rows, val_rows = np.sort(order[n_val:]), np.sort(order[:n_val])
+    if cells:
+        X_train = X.subset(train_rows).to(device)
+        X_val = torch.as_tensor(X.dense(val_rows), device=device)
+    else:
+        X_train, X_val = (torch.as_tensor(X[rows], device=device)
+                          for rows in (train_rows, val_rows))
     torch.manual_seed(seed)
-    extractor = build_extractor(cfg, X.shape[1]).to(device)
+    extractor = build_extractor(cfg, X.n_genes if cells else X.shape[1]).to(device)
     if init is not None:
         extractor.load_state_dict(init)
     hist = train.pretrain_extractor(
-        extractor, torch.as_tensor(X[np.sort(order[n_val:])], device=device),
-        torch.as_tensor(X[np.sort(order[:n_val])], device=device), cfg,
-        torch.Generator().manual_seed(seed), stage=stage, progress=bar)
+        extractor, X_train, X_val, cfg, torch.Generator().manual_seed(seed), stage=stage,
+        progress=bar, max_rows=cfg.max_cells_per_epoch if cells else None)
     return extractor, hist
+
+
+def held_out_size(n: int, fraction: float, at_most: int) -> int:
+    """Rows held out for early stopping: ``fraction`` of ``n``, at least 2, at most
+    ``at_most`` (validating on more costs time every epoch and adds little)."""
+    return max(2, min(int(round(fraction * n)), at_most))
 
 
 def _load_extractor(cfg: ScDealConfig, n_genes: int, tensors: dict,
@@ -233,7 +291,7 @@ def _load_extractor(cfg: ScDealConfig, n_genes: int, tensors: dict,
     return extractor.to(device).eval()
 
 
-def fit_member(model, labelled: prep.BulkSplit, Xs: np.ndarray, seed: int,
+def fit_member(model, labelled: prep.BulkSplit, Xs: prep.CellRows, seed: int,
                shared: SharedStages, device: torch.device, bar: _Progress) -> tuple[Member, dict]:
     """Train one ensemble member of ``model`` (its configuration, drug and genes) from the
     shared pre-trained extractors: its own bulk split, predictor, batches and transfer."""
@@ -252,7 +310,7 @@ def fit_member(model, labelled: prep.BulkSplit, Xs: np.ndarray, seed: int,
     Xb_train_rs, yb_train_rs = prep.resample(Xb[split.train], yb[split.train], cfg.sampling,
                                              seed)
     order = np.random.default_rng(seed).permutation(len(Xs))
-    n_val = max(2, int(round(cfg.target_val_fraction * len(Xs))))
+    n_val = held_out_size(len(Xs), cfg.target_val_fraction, cfg.max_validation_cells)
     s_val, s_train = np.sort(order[:n_val]), np.sort(order[n_val:])
 
     def tensor(a):
@@ -262,7 +320,7 @@ def fit_member(model, labelled: prep.BulkSplit, Xs: np.ndarray, seed: int,
         "val": Xb[split.val], "test": Xb[split.test], "train_rs": Xb_train_rs}.items()}
     yt = {k: torch.as_tensor(v, dtype=torch.long, device=device) for k, v in {
         "train_rs": yb_train_rs, "val": yb[split.val], "test": yb[split.test]}.items()}
-    ts_train, ts_val, ts_all = tensor(Xs[s_train]), tensor(Xs[s_val]), tensor(Xs)
+    ts_train, ts_val = Xs.subset(s_train).to(device), tensor(Xs.dense(s_val))
     bulk_extractor = copy.deepcopy(shared.bulk_extractor)
 
     # Predictor P on M_b (this member's copy of M_b is fine-tuned with it).
@@ -290,7 +348,7 @@ def fit_member(model, labelled: prep.BulkSplit, Xs: np.ndarray, seed: int,
         with use_generator([target_extractor], noise):
             hist_s = train.pretrain_extractor(target_extractor, ts_train, ts_val, cfg,
                                               generator, stage="target_extractor",
-                                              progress=bar)
+                                              progress=bar, max_rows=cfg.max_cells_per_epoch)
     else:
         target_extractor = copy.deepcopy(shared.target_extractor)
     timings["target_extractor"] = time.perf_counter() - t0
@@ -302,8 +360,8 @@ def fit_member(model, labelled: prep.BulkSplit, Xs: np.ndarray, seed: int,
     clusters = shared.clusters
     t0 = time.perf_counter()
     if cfg.transfer:
-        anchor = (pretransfer_net.predict_proba(ts_all) if cfg.consistency_weight > 0
-                  else None)
+        anchor = (torch.as_tensor(probabilities(pretransfer_net, Xs), device=device)
+                  if cfg.consistency_weight > 0 else None)
         with use_generator([bulk_net, target_extractor], noise):
             hist_t = train.train_transfer(
                 bulk_net, target_extractor, tb["train_rs"], yt["train_rs"], tb["val"],

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
@@ -30,6 +31,7 @@ from . import _fitting as fitting
 from . import _persistence as persistence
 from . import prepare as prep
 from ._progress import _Progress
+from ._training import subsample
 from .config import ScDealConfig
 from .metrics import classification_metrics
 from .predictions import prediction_columns
@@ -39,7 +41,10 @@ log = logging.getLogger(__name__)
 
 # Fraction of the model's target genes a dataset must have to be predicted by it.
 MIN_GENE_FRACTION = 0.9
-PREDICT_CHUNK = 8192
+PREDICT_CHUNK = prep.BLOCK_ROWS
+# Cells the label-free reliability diagnostics of a fit are computed on (a seeded sample
+# beyond it).
+RELIABILITY_MAX_CELLS = 20000
 _CACHE_WORDS = {"hit": "read from the cache", "miss": "trained and cached",
                 "off": "trained (cache off)", "unused": "not needed"}
 
@@ -109,6 +114,7 @@ class ScDEAL:
         self.bulk_genes: list[str] = []
         self.target_genes: list[str] = []
         self.target_scaler: prep.Standardizer | None = None
+        self.gene_selection: dict | None = None  # set by fit when max_genes drops genes
         self.members: list[fitting.Member] = []
         # Deployable networks (a DrugResponseNet, or an EnsembleNet of the members').
         self.bulk_net: DrugResponseNet | EnsembleNet | None = None
@@ -213,6 +219,7 @@ class ScDEAL:
             "n_target_cells": int(len(Xs)),
             "n_bulk_genes": len(self.bulk_genes),
             "n_target_genes": len(self.target_genes),
+            "gene_selection": self.gene_selection,
             "n_models": cfg.n_models,
             "bulk_test_metrics": bulk_test,
             "bulk_test_metrics_per_model": [r["bulk_test_metrics"] for r in reports],
@@ -226,7 +233,10 @@ class ScDEAL:
         log.info("bulk test (%d lines, mean of %d models): AUROC %.3f, AP %.3f (prevalence %.3f)",
                  bulk_test["n_cells"], cfg.n_models, bulk_test["auroc"], bulk_test["ap"],
                  bulk_test["prevalence"])
-        post, pre, _ = self._predict_members(Xs)
+        # The diagnostics compare members over cells: a seeded sample of a large target tells
+        # the same as all of it, at a bounded cost.
+        sample = Xs.subset(subsample(len(Xs), RELIABILITY_MAX_CELLS, cfg.seed))
+        post, pre, _ = self._predict_members(sample)
         self.reliability = reliability_diagnostics(
             post, pre, [r["bulk_test_metrics"]["auroc"] for r in reports])
         self.warn_if_unreliable()
@@ -241,6 +251,7 @@ class ScDEAL:
         target = self.prepare_target(adata)
 
         # Gene spaces.
+        self.gene_selection = None
         if cfg.gene_space == "shared":
             target_genes = set(target.var_names)
             shared = [g for g in bulk_expr.columns if g in target_genes]
@@ -248,6 +259,13 @@ class ScDEAL:
                 raise ScdealError(
                     f"the target shares only {len(shared)} genes with GDSC (need "
                     f"{cfg.min_shared_genes}); check --gene-ids or use gene_space='separate'")
+            if cfg.max_genes is not None and len(shared) > cfg.max_genes:
+                shared, how = prep.most_variable_genes(target, shared, cfg.max_genes, bulk_expr)
+                self.gene_selection = {"n_shared": len(set(target.var_names) &
+                                                       set(bulk_expr.columns)),
+                                       "kept": len(shared), "how": how}
+                log.info("kept %d of the genes shared with GDSC (max_genes): %s",
+                         len(shared), how)
             self.bulk_genes = self.target_genes = shared
         else:
             # Measured in benchmarks/README.md: nothing anchors the direction of the cell
@@ -259,15 +277,16 @@ class ScDEAL:
             self.target_genes = list(target.var_names)
         bulk_expr = bulk_expr[self.bulk_genes]
 
-        # Target matrix: standardised over all target cells (no labels involved).
-        Xs = prep.dense_float32(target[:, self.target_genes].X)
-        prep.check_finite(Xs, "the target expression matrix")
-        if len(Xs) < 6:
-            raise ScdealError(f"the target has {len(Xs)} cells after preprocessing; at least "
-                              "6 are needed to train")
-        self.target_scaler = prep.Standardizer.fit(Xs)
-        Xs = self.target_scaler.transform(Xs)
-        return bulk_expr, bulk_gene_summary, target, Xs
+        # Target cells: standardised over all of them (no labels involved), block by block
+        # when used (a sparse matrix stays sparse: atlas-sized targets fit in memory).
+        X = target[:, self.target_genes].X
+        X = sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else prep.dense_float32(X)
+        prep.check_finite(X, "the target expression matrix")
+        if X.shape[0] < 6:
+            raise ScdealError(f"the target has {X.shape[0]} cells after preprocessing; at "
+                              "least 6 are needed to train")
+        self.target_scaler = prep.Standardizer.fit(X)
+        return bulk_expr, bulk_gene_summary, target, prep.CellRows(X, self.target_scaler)
 
     def pretrain(self, adata: AnnData, *, bulk: BulkData | None = None, gene_ids: str = "auto",
                  progress: bool = False) -> dict[str, Any]:
@@ -352,41 +371,51 @@ class ScDEAL:
         if not self.is_fitted:
             raise ScdealError("the model is not trained: call fit() or ScDEAL.load(dir) first")
 
-    def target_matrix(self, adata: AnnData) -> tuple[np.ndarray, pd.Index]:
-        """Standardised matrix on the model's genes and the obs names it covers."""
+    def target_rows(self, adata: AnnData) -> tuple[prep.CellRows, pd.Index]:
+        """The cells on the model's genes, standardised block by block (sparse input stays
+        sparse), and the obs names they cover."""
         target = self.prepare_target(adata)
         X = prep.align_genes(target, self.target_genes, min_fraction=MIN_GENE_FRACTION,
-                             what="the target")
-        missing = np.isnan(X[0]) if len(X) else np.zeros(0, bool)
+                             what="the target", keep_sparse=True)
+        missing = prep.absent_genes(target, self.target_genes)
         if missing.any():
             log.warning("%d of the model's %d genes are absent from the target; they are set "
                         "to the training mean", int(missing.sum()), len(self.target_genes))
-        X = self.target_scaler.transform(X, copy=False)  # X is ours: align_genes made it
-        X[:, missing] = 0.0
+        if not sp.issparse(X):
+            X[:, missing] = 0.0  # any finite value: the column is zeroed after scaling
         prep.check_finite(X, "the target expression matrix")
-        return X, target.obs_names
+        return prep.CellRows(X, self.target_scaler, zero_columns=np.flatnonzero(missing)
+                             if missing.any() else None), target.obs_names
+
+    def target_matrix(self, adata: AnnData) -> tuple[np.ndarray, pd.Index]:
+        """Standardised dense matrix on the model's genes and the obs names it covers."""
+        rows, names = self.target_rows(adata)
+        return rows.dense(), names
 
     def _predict_members(
-        self, X: np.ndarray, *, pretransfer: bool = True, embedding: bool = False,
+        self, X: np.ndarray | prep.CellRows, *, pretransfer: bool = True,
+        embedding: bool = False,
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Each member's P(sensitive) of standardised cells, after and (optionally) before the
-        transfer (members x cells), and the first member's embedding, in chunks.
+        transfer (members x cells), and the first member's embedding, in blocks of cells.
 
         The ensemble's probability is the members' mean (what :class:`EnsembleNet` returns).
         Inference uses torch's default thread count: large batched products gain from threads
         (``num_threads`` only limits training).
         """
+        if isinstance(X, prep.CellRows):
+            blocks = X.blocks(PREDICT_CHUNK)
+        else:
+            blocks = (X[start:start + PREDICT_CHUNK] for start in range(0, len(X), PREDICT_CHUNK))
         post, pre, embs = [], [], []
+        device = next(self.members[0].target_net.parameters()).device
         with torch.no_grad():
-            for start in range(0, len(X), PREDICT_CHUNK):
-                x = None
+            for block in blocks:
+                x = torch.as_tensor(block, device=device)
+                post.append([])
+                pre.append([])
                 for i, member in enumerate(self.members):
                     net = member.target_net.eval()
-                    if x is None:
-                        device = next(net.parameters()).device
-                        x = torch.as_tensor(X[start:start + PREDICT_CHUNK], device=device)
-                        post.append([])
-                        pre.append([])
                     post[-1].append(net.predict_proba(x).cpu().numpy())
                     if pretransfer:
                         pre[-1].append(member.pretransfer_net.eval().predict_proba(x).cpu().numpy())
@@ -405,7 +434,7 @@ class ScDEAL:
     def predict_proba(self, adata: AnnData) -> pd.Series:
         """Probability that each cell is sensitive (NaN for cells removed by QC)."""
         self._check_fitted()
-        X, names = self.target_matrix(adata)
+        X, names = self.target_rows(adata)
         post, _, _ = self._predict_members(X, pretransfer=False)
         return pd.Series(post.mean(axis=0), index=names).reindex(adata.obs_names)
 
@@ -430,7 +459,7 @@ class ScDEAL:
         Returns the annotated copy when ``copy=True``, else ``None``.
         """
         self._check_fitted()
-        X, names = self.target_matrix(adata)
+        X, names = self.target_rows(adata)
         post, pre, emb = self._predict_members(X, embedding=True)
         out = adata.copy() if copy else adata
         pos = out.obs_names.get_indexer(names)

@@ -101,6 +101,36 @@ def _cycle_batches(n: int, batch_size: int, generator: torch.Generator) -> Itera
         yield from batch_indices(n, batch_size, generator)
 
 
+class EpochRows:
+    """The mini-batches of each epoch, at most ``max_rows`` rows per epoch.
+
+    With ``n <= max_rows`` an epoch is every row, shuffled (:func:`batch_indices`, the same
+    random draws). Beyond, an epoch is the next ``max_rows`` rows of a shuffled pass over all
+    rows, continued by a fresh pass when one runs out: every row is visited once before any is
+    visited again, and an epoch costs the same whatever the number of rows (the training
+    budget: ``ScDealConfig.max_cells_per_epoch``).
+    """
+
+    def __init__(self, n: int, batch_size: int, max_rows: int, generator: torch.Generator):
+        self.n, self.batch_size, self.max_rows, self.generator = n, batch_size, max_rows, generator
+        self._pending = torch.empty(0, dtype=torch.long)
+
+    def __len__(self) -> int:  # rows per epoch
+        return min(self.n, self.max_rows)
+
+    def next_epoch(self) -> list[Tensor]:
+        if self.n <= self.max_rows:
+            return batch_indices(self.n, self.batch_size, self.generator)
+        while len(self._pending) < self.max_rows:
+            self._pending = torch.cat([self._pending,
+                                       torch.randperm(self.n, generator=self.generator)])
+        rows, self._pending = self._pending[:self.max_rows], self._pending[self.max_rows:]
+        batches = list(rows.split(self.batch_size))
+        if len(batches) > 1 and len(batches[-1]) < 2:
+            batches[-2] = torch.cat([batches[-2], batches.pop()])
+        return batches
+
+
 def _optimizer(params, config: ScDealConfig) -> torch.optim.Optimizer:
     # The fused kernel: about 25% less time per step than the default on the CPU
     # (benchmarks/README.md, "Fast runs"); same algorithm, rounding may differ. FusedAdam is
@@ -161,22 +191,23 @@ def _run_epochs(
 
 def pretrain_extractor(
     extractor: FeatureExtractor, X_train: Tensor, X_val: Tensor, config: ScDealConfig,
-    generator: torch.Generator, *, stage: str, progress=None,
+    generator: torch.Generator, *, stage: str, progress=None, max_rows: int | None = None,
 ) -> StageHistory:
-    """Reconstruction pre-training (AE: MSE; DAE: MSE of the clean input; VAE: MSE + KL)."""
+    """Reconstruction pre-training (AE: MSE; DAE: MSE of the clean input; VAE: MSE + KL);
+    epochs of at most ``max_rows`` rows (None: all; cells: ``config.max_cells_per_epoch``)."""
     optimizer = _optimizer(extractor.parameters(), config)
+    epochs = EpochRows(len(X_train), config.batch_size, max_rows or len(X_train), generator)
 
     def train_epoch() -> float:
         total = 0.0
-        batches = batch_indices(len(X_train), config.batch_size, generator)
-        for idx in batches:
+        for idx in epochs.next_epoch():
             x = X_train[idx]
             loss = extractor.loss(x, extractor(x), kl_weight=config.kl_weight)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             total += loss.item() * len(idx)
-        return total / len(X_train)
+        return total / len(epochs)
 
     def validate() -> float:
         return float(extractor.loss(X_val, extractor(X_val), kl_weight=config.kl_weight))
@@ -211,7 +242,7 @@ def train_predictor(
                        progress=progress, threads=config.num_threads)
 
 
-def _subsample(n: int, k: int, seed: int) -> np.ndarray:
+def subsample(n: int, k: int, seed: int) -> np.ndarray:
     if n <= k:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, k, replace=False))
@@ -226,7 +257,8 @@ def train_transfer(
 ) -> StageHistory:
     """DaNN transfer (paper Eq. 5), optionally with the cluster-consistency term.
 
-    Each epoch visits every training cell once in batches of ``batch_size``; each cell batch is
+    Each epoch visits every training cell once (at most ``max_cells_per_epoch`` of them: see
+    :class:`EpochRows`) in batches of ``batch_size``; each cell batch is
     paired with the next batch of a shuffled, endlessly cycled pass over the bulk training
     lines. With ``consistency_weight > 0`` and anchors (the pre-transfer P(sensitive) of the
     cells), ``consistency_weight * KL(anchor || P(M_s(x_s)))`` is added, keeping the cells'
@@ -253,8 +285,8 @@ def train_transfer(
         return mmd2_unbiased(a, b, bandwidths=bandwidths, n_kernels=config.mmd_n_kernels)
 
     bulk_batches = _cycle_batches(len(Xb_train), config.batch_size, generator)
-    val_b = torch.as_tensor(_subsample(len(Xb_val), MAX_MMD_VALIDATION, config.seed))
-    val_s = torch.as_tensor(_subsample(len(Xs_val), MAX_MMD_VALIDATION, config.seed + 1))
+    val_b = torch.as_tensor(subsample(len(Xb_val), MAX_MMD_VALIDATION, config.seed))
+    val_s = torch.as_tensor(subsample(len(Xs_val), MAX_MMD_VALIDATION, config.seed + 1))
     parts: dict[str, list[float]] = {"val_ce": [], "val_mmd": [], "val_cluster": [],
                                      "val_consistency": []}
 
@@ -263,10 +295,13 @@ def train_transfer(
             bulk_extractor.eval()
             predictor.eval()
 
+    cell_epochs = EpochRows(len(Xs_train), config.batch_size, config.max_cells_per_epoch,
+                            generator)
+
     def train_epoch() -> float:
         set_modes()
         total, n_seen = 0.0, 0
-        for idx in batch_indices(len(Xs_train), config.batch_size, generator):
+        for idx in cell_epochs.next_epoch():
             xb_idx = next(bulk_batches)
             xs = Xs_train[idx]
             emb_b = bulk_extractor.encode(Xb_train[xb_idx])

@@ -39,6 +39,14 @@ class ScDealConfig:
         stratified bulk ``split`` (train, validation, test) fractions; ``sampling`` of the bulk
         training split; Adam with ``lr`` and ``weight_decay``; ``batch_size``; maximum epochs per
         stage and early-stopping ``patience`` on the validation loss.
+    Training budget
+        An epoch visits at most ``max_cells_per_epoch`` rows (the next ones of a shuffled
+        cycle over all of them) and the cells held out for early stopping are at most
+        ``max_validation_cells``, so a stage's cost does not grow with the number of cells
+        beyond them; the clusters of the cluster term are found on at most
+        ``max_cluster_cells`` cells (the others join the nearest cluster centroid). ``max_genes``: in a shared gene space with more genes than this, the
+        model keeps the most variable ones (on the cells; on the GDSC lines for scaled input);
+        ``None`` keeps all. How they were chosen: benchmarks/README.md, "Training budget".
     Ensemble
         ``n_models`` members trained separately (own bulk split, initialisation, batches;
         seeds ``seed``, ``seed + 1``, ...; they share M_b's label-free pre-training, seeded by
@@ -77,6 +85,7 @@ class ScDealConfig:
     gene_space: GeneSpace = "shared"
     init_target_from_bulk: bool = True
     min_shared_genes: int = 200
+    max_genes: int | None = None
     # training
     split: tuple[float, float, float] = (0.6, 0.2, 0.2)
     sampling: Sampling = "upsampling"
@@ -88,6 +97,10 @@ class ScDealConfig:
     transfer_epochs: int = 50
     patience: int = 10
     target_val_fraction: float = 0.2
+    # training budget (see the docstring)
+    max_cells_per_epoch: int = 1024
+    max_validation_cells: int = 2048
+    max_cluster_cells: int = 20000
     # transfer
     transfer: bool = True
     mmd_weight: float = 1.0
@@ -220,6 +233,10 @@ _RULES: dict[str, tuple[Any, str]] = {
     "min_per_class": _WHOLE_POSITIVE,
     "init_target_from_bulk": _BOOL,
     "min_shared_genes": _WHOLE_POSITIVE,
+    "max_genes": (lambda v: v is None or (_is_int(v) and v >= 2), "None or a whole number >= 2"),
+    "max_cells_per_epoch": (_at_least(2, whole=True), "a whole number >= 2"),
+    "max_validation_cells": (_at_least(2, whole=True), "a whole number >= 2"),
+    "max_cluster_cells": (_at_least(20, whole=True), "a whole number >= 20"),
     "lr": _POSITIVE,
     "weight_decay": _NON_NEGATIVE,
     "batch_size": _WHOLE_POSITIVE,

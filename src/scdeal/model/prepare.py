@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import torch
 from anndata import AnnData
 from sklearn.model_selection import train_test_split
 
@@ -35,9 +36,17 @@ class Standardizer:
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, X: np.ndarray) -> Standardizer:
-        mean = X.mean(axis=0, dtype=np.float64)
-        std = X.std(axis=0, dtype=np.float64)
+    def fit(cls, X: np.ndarray | sp.spmatrix) -> Standardizer:
+        if sp.issparse(X):  # one pass over the stored values; no dense copy
+            X = sp.csr_matrix(X)
+            n = X.shape[0]
+            mean = np.asarray(X.sum(axis=0, dtype=np.float64)).ravel() / n
+            squares = np.bincount(X.indices, weights=np.square(X.data, dtype=np.float64),
+                                  minlength=X.shape[1])
+            std = np.sqrt(np.maximum(squares / n - mean**2, 0))
+        else:
+            mean = X.mean(axis=0, dtype=np.float64)
+            std = X.std(axis=0, dtype=np.float64)
         std[std < 1e-8] = 1.0
         return cls(mean.astype(np.float32), std.astype(np.float32))
 
@@ -62,6 +71,84 @@ class Standardizer:
         out -= self.mean
         out /= self.scale
         return out
+
+
+#: Rows per block when cells are encoded or predicted block by block.
+BLOCK_ROWS = 8192
+
+
+class CellRows:
+    """Target cells on the model's genes, standardised a block of rows at a time.
+
+    Holds the preprocessed matrix as it is (sparse counts stay sparse) and hands out dense,
+    standardised float32 rows on demand, so that no step needs the whole target densely:
+    training draws mini-batches, prediction and clustering go through :meth:`blocks`.
+    Indexing with a tensor of positions (what the training loops do) gives a tensor on
+    ``device``; :meth:`subset` is a view on some of the rows.
+
+    Examples
+    --------
+    >>> X = sp.csr_matrix(np.array([[0, 2], [4, 0], [2, 2]], dtype=np.float32))
+    >>> rows = CellRows(X, Standardizer.fit(X))
+    >>> rows.dense([0, 2]).round(3).tolist()
+    [[-1.225, 0.707], [0.0, 0.707]]
+    >>> len(rows.subset([1, 2])), rows.subset([1, 2])[torch.tensor([0])].tolist()
+    (2, [[1.2247449159622192, -1.4142135381698608]])
+    """
+
+    def __init__(self, X: np.ndarray | sp.spmatrix, scaler: Standardizer | None, *,
+                 zero_columns: np.ndarray | None = None, positions: np.ndarray | None = None,
+                 device=None):
+        self.X = sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else np.asarray(
+            X, dtype=np.float32)
+        self.scaler = scaler
+        self.zero_columns = zero_columns  # genes the target lacks: 0 after standardising
+        self.positions = positions  # rows of X this view covers (None: all)
+        self.device = device
+
+    def __len__(self) -> int:
+        return self.X.shape[0] if self.positions is None else len(self.positions)
+
+    @property
+    def n_genes(self) -> int:
+        return self.X.shape[1]
+
+    def subset(self, positions) -> CellRows:
+        positions = np.asarray(positions, dtype=np.int64)
+        if self.positions is not None:
+            positions = self.positions[positions]
+        return CellRows(self.X, self.scaler, zero_columns=self.zero_columns,
+                        positions=positions, device=self.device)
+
+    def to(self, device) -> CellRows:
+        view = self.subset(np.arange(len(self)))
+        view.device = device
+        return view
+
+    def dense(self, rows=None) -> np.ndarray:
+        """Standardised float32 values of ``rows`` (positions in this view; None: all)."""
+        if rows is None:
+            rows = np.arange(len(self))
+        rows = np.asarray(rows, dtype=np.int64)
+        if self.positions is not None:
+            rows = self.positions[rows]
+        block = self.X[rows]  # a copy (fancy indexing), ours to change in place
+        block = block.toarray() if sp.issparse(block) else np.asarray(block, dtype=np.float32)
+        if self.scaler is not None:
+            block = self.scaler.transform(block, copy=False)
+        if self.zero_columns is not None:
+            block[:, self.zero_columns] = 0.0
+        return block
+
+    def __getitem__(self, rows) -> torch.Tensor:
+        if isinstance(rows, torch.Tensor):
+            rows = rows.cpu().numpy()
+        return torch.as_tensor(self.dense(rows), device=self.device)
+
+    def blocks(self, size: int):
+        """Consecutive dense standardised blocks of at most ``size`` rows."""
+        for start in range(0, len(self), size):
+            yield self.dense(np.arange(start, min(start + size, len(self))))
 
 
 @dataclass
@@ -147,8 +234,8 @@ def dense_float32(X) -> np.ndarray:
     return X.astype(np.float32, copy=False)
 
 
-def check_finite(X: np.ndarray, what: str) -> None:
-    bad = ~np.isfinite(X)
+def check_finite(X: np.ndarray | sp.spmatrix, what: str) -> None:
+    bad = ~np.isfinite(X.data if sp.issparse(X) else X)
     if bad.any():
         raise ScdealError(f"{what} holds {int(bad.sum())} NaN or infinite values; remove or "
                           "impute them before running scdeal")
@@ -175,8 +262,44 @@ def target_on_symbols(adata: AnnData, gene_ids: str, input_kind: str = "auto") -
                                aggregate="sum" if kind == "counts" else "mean")
 
 
-def align_genes(adata: AnnData, genes: list[str], *, min_fraction: float, what: str) -> np.ndarray:
-    """Dense matrix of ``adata`` on ``genes`` in that order; absent genes are NaN columns.
+def most_variable_genes(target: AnnData, genes: list[str], n: int,
+                        bulk_expr: pd.DataFrame) -> tuple[list[str], str]:
+    """The ``n`` of ``genes`` that vary most, in the order of ``genes``, and how they were chosen.
+
+    On counts, normalised or log values (``target`` preprocessed): scanpy's highly variable
+    genes (Seurat flavour, on the log values) over the target cells. On scaled input every
+    gene of the cells has variance 1, so the variance over the GDSC lines (``bulk_expr``)
+    ranks them instead. No labels are read.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> bulk = pd.DataFrame(rng.normal(size=(30, 4)) * [1, 5, 2, 3], columns=list("ABCD"))
+    >>> cells = AnnData(rng.normal(size=(20, 4)).astype(np.float32))
+    >>> cells.var_names = list("ABCD")
+    >>> cells.uns["scdeal_preprocess"] = {"input_kind": "scaled"}
+    >>> most_variable_genes(cells, list("ABCD"), 2, bulk)
+    (['B', 'D'], 'variance over the GDSC lines (the cells are scaled)')
+    """
+    kind = target.uns.get("scdeal_preprocess", {}).get("input_kind", "scaled")
+    if kind == "scaled":
+        variance = bulk_expr[genes].var(axis=0).to_numpy()
+        keep = set(np.asarray(genes)[np.argsort(-variance, kind="stable")[:n]])
+        how = "variance over the GDSC lines (the cells are scaled)"
+    else:
+        import scanpy as sc
+
+        table = sc.pp.highly_variable_genes(target[:, genes], n_top_genes=int(n),
+                                            flavor="seurat", inplace=False)
+        keep = set(np.asarray(genes)[table["highly_variable"].to_numpy()])
+        how = "highly variable genes on the cells (scanpy, Seurat flavour)"
+    return [g for g in genes if g in keep], how
+
+
+def align_genes(adata: AnnData, genes: list[str], *, min_fraction: float, what: str,
+                keep_sparse: bool = False) -> np.ndarray | sp.csr_matrix:
+    """Matrix of ``adata`` on ``genes`` in that order; absent genes are NaN columns (zero
+    columns with ``keep_sparse`` when ``X`` is sparse: see :func:`absent_genes`).
 
     Raises when fewer than ``min_fraction`` of ``genes`` are present.
     """
@@ -195,9 +318,17 @@ def align_genes(adata: AnnData, genes: list[str], *, min_fraction: float, what: 
         # Column selection as a sparse product: much faster than fancy-indexing CSR columns.
         select = sp.csr_matrix((np.ones(len(cols), dtype=np.float32), (hit[cols], cols)),
                                shape=(adata.n_vars, len(genes)))
-        X = (sp.csr_matrix(adata.X, dtype=np.float32) @ select).toarray()
+        X = sp.csr_matrix(adata.X, dtype=np.float32) @ select
+        if keep_sparse:
+            return X
+        X = X.toarray()
     else:
         X = np.zeros((adata.n_obs, len(genes)), dtype=np.float32)
         X[:, cols] = np.asarray(adata.X, dtype=np.float32)[:, hit[cols]]
     X[:, np.setdiff1d(np.arange(len(genes)), cols)] = np.nan
     return X
+
+
+def absent_genes(adata: AnnData, genes: list[str]) -> np.ndarray:
+    """Mask of the ``genes`` that ``adata`` lacks."""
+    return pd.Index(adata.var_names).get_indexer(genes) < 0
