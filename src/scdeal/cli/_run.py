@@ -78,6 +78,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, help="random seed (default: the configuration's, 0)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--out", required=True, help="output folder (replaced atomically)")
+    parser.add_argument("--backed", action="store_true",
+                        help="for a large .h5ad: read it a block of cells at a time, train on "
+                             "a random sample of at most max_training_cells cells (default "
+                             "50,000), predict every cell block by block, and write "
+                             "predictions.h5ad as a copy of the file with the predictions "
+                             "added; memory then no longer grows with the number of cells")
     add_cache_argument(parser)
     parser.set_defaults(func=_run)
 
@@ -91,6 +97,8 @@ def add_cache_argument(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     from ..model import ScDEAL
 
+    if args.backed:
+        return _run_backed(args)
     started = time.perf_counter()
     config = config_from_args(args)
     t0 = time.perf_counter()
@@ -109,15 +117,71 @@ def _run(args: argparse.Namespace) -> int:
     predict_s = time.perf_counter() - t0
     write_run(Path(args.out), model, adata, read_s=read_s, predict_s=predict_s,
               started=started, command="run")
-    info = adata.uns["scdeal"]
-    print(f"scdeal run: {model.drug}, {adata.n_obs} cells, {len(model.target_genes)} genes "
-          f"-> {args.out}")
+    _print_result(model, adata.n_obs, adata.uns["scdeal"], args.out)
+    return 0
+
+
+def _run_backed(args: argparse.Namespace) -> int:
+    """``scdeal run --backed``: the same steps with the target read a block at a time."""
+    from .._io import uns_safe
+    from ..errors import ScdealError
+    from ..model import ScDEAL
+    from ..model._model import label_metrics
+    from ..model._streaming import annotate_copy, file_obs, read_rows
+    from ..model.prepare import training_rows
+
+    started = time.perf_counter()
+    config = config_from_args(args)
+    t0 = time.perf_counter()
+    obs = file_obs(args.target)
+    n = len(obs)
+    rows = training_rows(n, config.max_training_cells, config.seed)
+    sample = read_rows(args.target, rows)
+    label_map = label_map_from_args(args)
+    if args.label_key:
+        if args.label_key not in sample.obs:
+            raise ScdealError(f"{args.target} has no obs column {args.label_key!r}; its "
+                              f"columns: {', '.join(map(str, sample.obs.columns)) or 'none'}")
+        from ..data.labels import binary_labels
+
+        binary_labels(sample.obs, args.label_key, label_map)
+    read_s = time.perf_counter() - t0
+    model = ScDEAL(config, cache=not args.no_cache)
+    model.fit(sample, args.drug, gene_ids=args.gene_ids, progress=not args.quiet)
+    if rows is not None:  # fit saw the sample only; it is a sample of the file
+        model.training["training_sample"] = {"cells": len(rows), "of": n}
+    del sample
+    t0 = time.perf_counter()
+    predicted = model.predict_file(args.target, embedding=True, pretransfer=True)
+    for column in predicted.obs.columns:
+        obs[column] = predicted.obs[column].to_numpy()
+    info = model.summary()
+    if args.label_key:
+        info.update(label_metrics(obs, args.label_key, label_map,
+                                  obs["sens_preds"].to_numpy("float32"),
+                                  obs["sens_preds_pret"].to_numpy("float32")))
+    uns = uns_safe(info)
+    uns["summary_json"] = json.dumps(info)
+    predict_s = time.perf_counter() - t0
+
+    def write_predictions(path: Path) -> None:
+        annotate_copy(args.target, path, obs=obs, obsm={"X_scdeal": predicted.obsm["X_scdeal"]},
+                      uns={"scdeal": uns})
+
+    write_run(Path(args.out), model, None, read_s=read_s, predict_s=predict_s, started=started,
+              command="run", info=info, write_predictions=write_predictions,
+              extra={"backed": True})
+    _print_result(model, n, info, args.out)
+    return 0
+
+
+def _print_result(model, n_obs: int, info: dict, out) -> None:
+    print(f"scdeal run: {model.drug}, {n_obs} cells, {len(model.target_genes)} genes -> {out}")
     print_reliability(model)
     if "metrics" in info:
         m = info["metrics"]
         print(f"  AUROC {m['auroc']:.3f}  AP {m['ap']:.3f} (prevalence {m['prevalence']:.3f})  "
               f"F1 {m['f1']:.3f}  MCC {m['mcc']:.3f}")
-    return 0
 
 
 def print_reliability(model) -> None:
@@ -133,14 +197,22 @@ def print_reliability(model) -> None:
 
 
 def write_run(out: Path, model, adata, *, read_s: float, predict_s: float, started: float,
-              command: str, extra: dict | None = None) -> None:
-    """Write predictions, model, run.json and metrics.json into ``out`` atomically."""
-    info = json.loads(adata.uns["scdeal"]["summary_json"])
+              command: str, extra: dict | None = None, info: dict | None = None,
+              write_predictions=None) -> None:
+    """Write predictions, model, run.json and metrics.json into ``out`` atomically.
+
+    The predictions are ``adata`` (annotated by ``model.predict``), or whatever
+    ``write_predictions(path)`` writes, with ``info`` the prediction summary."""
+    if info is None:
+        info = json.loads(adata.uns["scdeal"]["summary_json"])
     timings = {"read_target": read_s, **model.training.get("timings_s", {}),
                "predict": predict_s}
     with atomic_dir(out) as tmp:
         model.save(tmp / "model")
-        adata.write_h5ad(tmp / "predictions.h5ad")
+        if write_predictions is not None:
+            write_predictions(tmp / "predictions.h5ad")
+        else:
+            adata.write_h5ad(tmp / "predictions.h5ad")
         run = {"command": command, **(extra or {}), "drug": model.drug,
                "config": info["config"], "versions": info["versions"],
                "reliability": info.get("reliability"),

@@ -115,6 +115,7 @@ class ScDEAL:
         self.target_genes: list[str] = []
         self.target_scaler: prep.Standardizer | None = None
         self.gene_selection: dict | None = None  # set by fit when max_genes drops genes
+        self.training_sample: dict | None = None  # set by fit beyond max_training_cells
         self.members: list[fitting.Member] = []
         # Deployable networks (a DrugResponseNet, or an EnsembleNet of the members').
         self.bulk_net: DrugResponseNet | EnsembleNet | None = None
@@ -217,6 +218,7 @@ class ScDEAL:
             "target_gene_mapping": target.uns.get("scdeal_gene_mapping", {}),
             "preprocess": target.uns.get("scdeal_preprocess", {}),
             "n_target_cells": int(len(Xs)),
+            "training_sample": self.training_sample,
             "n_bulk_genes": len(self.bulk_genes),
             "n_target_genes": len(self.target_genes),
             "gene_selection": self.gene_selection,
@@ -248,6 +250,13 @@ class ScDEAL:
         cfg = self.config
         self.gene_ids = gene_ids
         bulk_expr, bulk_gene_summary = prep.bulk_expression_on_symbols(bulk)
+        rows = prep.training_rows(adata.n_obs, cfg.max_training_cells, cfg.seed)
+        self.training_sample = None
+        if rows is not None:
+            log.info("training on a random %d of the %d cells (max_training_cells); every "
+                     "cell is predicted", len(rows), adata.n_obs)
+            self.training_sample = {"cells": len(rows), "of": int(adata.n_obs)}
+            adata = adata[rows]
         target = self.prepare_target(adata)
 
         # Gene spaces.
@@ -476,31 +485,26 @@ class ScDEAL:
         p, p_pre = columns["sens_preds"], columns["sens_preds_pret"]
         info = self.summary()
         if label_key is not None:
-            from ..data.labels import binary_labels
-
-            y = binary_labels(adata.obs, label_key, label_map).to_numpy()
-            keep = ~np.isnan(p)
-            info["metrics"] = classification_metrics(y[keep], p[keep])
-            info["metrics_before_transfer"] = classification_metrics(y[keep], p_pre[keep])
-            info["label_key"] = label_key
+            info.update(label_metrics(adata.obs, label_key, label_map, p, p_pre))
         uns = uns_safe(info)
         uns["summary_json"] = json.dumps(info)
         out.uns[f"{key_prefix}scdeal"] = uns
         return out if copy else None
 
     def predict_file(self, path: str | Path, *, chunk_size: int = 20000, embedding: bool = False,
-                     key_prefix: str = "") -> AnnData:
+                     pretransfer: bool = False, key_prefix: str = "") -> AnnData:
         """Predict a ``.h5ad`` file too large for memory, reading ``chunk_size`` cells at a time.
 
         Returns an AnnData with the file's cells, no genes, and the prediction keys of
-        :meth:`predict` (``obsm`` embedding only when ``embedding=True``). See
-        :mod:`scdeal.model._streaming` for the two steps that differ from :meth:`predict`.
+        :meth:`predict` (``obsm`` embedding only when ``embedding=True``, the pre-transfer
+        columns only when ``pretransfer=True``). See :mod:`scdeal.model._streaming` for the
+        two steps that differ from :meth:`predict`.
         """
         from ._streaming import predict_backed
 
         self._check_fitted()
         out = predict_backed(self, path, chunk_size=chunk_size, embedding=embedding,
-                             key_prefix=key_prefix)
+                             pretransfer=pretransfer, key_prefix=key_prefix)
         info = self.summary()
         uns = uns_safe(info)
         uns["summary_json"] = json.dumps(info)
@@ -553,3 +557,16 @@ def _torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def label_metrics(obs: pd.DataFrame, label_key: str, label_map: dict | None, p: np.ndarray,
+                  p_pre: np.ndarray) -> dict[str, Any]:
+    """``metrics`` (after transfer), ``metrics_before_transfer`` and ``label_key`` of the
+    predictions ``p`` / ``p_pre`` (NaN: not predicted) against ``obs[label_key]``."""
+    from ..data.labels import binary_labels
+
+    y = binary_labels(obs, label_key, label_map).to_numpy()
+    keep = ~np.isnan(p)
+    return {"metrics": classification_metrics(y[keep], p[keep]),
+            "metrics_before_transfer": classification_metrics(y[keep], p_pre[keep]),
+            "label_key": label_key}

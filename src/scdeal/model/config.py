@@ -44,7 +44,9 @@ class ScDealConfig:
         cycle over all of them) and the cells held out for early stopping are at most
         ``max_validation_cells``, so a stage's cost does not grow with the number of cells
         beyond them; the clusters of the cluster term are found on at most
-        ``max_cluster_cells`` cells (the others join the nearest cluster centroid). ``max_genes``: in a shared gene space with more genes than this, the
+        ``max_cluster_cells`` cells (the others join the nearest cluster centroid); a target
+        of more than ``max_training_cells`` cells trains on a seeded random sample of that
+        many (every cell is still predicted). ``max_genes``: in a shared gene space with more genes than this, the
         model keeps the most variable ones (on the cells; on the GDSC lines for scaled input);
         ``None`` keeps all. How they were chosen: benchmarks/README.md, "Training budget".
     Ensemble
@@ -101,6 +103,7 @@ class ScDealConfig:
     max_cells_per_epoch: int = 1024
     max_validation_cells: int = 2048
     max_cluster_cells: int = 20000
+    max_training_cells: int = 50000
     # transfer
     transfer: bool = True
     mmd_weight: float = 1.0
@@ -237,6 +240,7 @@ _RULES: dict[str, tuple[Any, str]] = {
     "max_cells_per_epoch": (_at_least(2, whole=True), "a whole number >= 2"),
     "max_validation_cells": (_at_least(2, whole=True), "a whole number >= 2"),
     "max_cluster_cells": (_at_least(20, whole=True), "a whole number >= 20"),
+    "max_training_cells": (_at_least(6, whole=True), "a whole number >= 6"),
     "lr": _POSITIVE,
     "weight_decay": _NON_NEGATIVE,
     "batch_size": _WHOLE_POSITIVE,

@@ -73,6 +73,26 @@ class Standardizer:
         return out
 
 
+def training_rows(n_cells: int, max_cells: int, seed: int) -> np.ndarray | None:
+    """The cells a fit trains on when there are more than ``max_cells``: a seeded random
+    ``max_cells`` of them, in file order (``None``: all cells).
+
+    Training visits at most ``max_cells_per_epoch`` cells per epoch for a bounded number of
+    epochs, so a larger sample would mostly go unseen; it would only cost memory.
+
+    Examples
+    --------
+    >>> training_rows(100, 1000, seed=0) is None
+    True
+    >>> rows = training_rows(100_000, 5_000, seed=0)
+    >>> len(rows), bool((np.diff(rows) > 0).all())
+    (5000, True)
+    """
+    if n_cells <= max_cells:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n_cells, max_cells, replace=False))
+
+
 #: Rows per block when cells are encoded or predicted block by block.
 BLOCK_ROWS = 8192
 

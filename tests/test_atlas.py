@@ -1,0 +1,132 @@
+"""Large targets: training on a sample of the cells, sparse cells standardised a block at a
+time, Leiden on a subsample, and ``scdeal run --backed`` (the file read a block at a time)."""
+
+from __future__ import annotations
+
+import json
+
+import anndata
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from scdeal.cli import main
+from scdeal.model import ScDEAL, ScDealConfig
+from scdeal.model._fitting import leiden_clusters
+from scdeal.model.prepare import CellRows, Standardizer, training_rows
+
+TINY = dict(hidden_dims=(32,), latent_dim=8, predictor_dims=(8,), pretrain_epochs=3,
+            predictor_epochs=3, transfer_epochs=3, patience=2, batch_size=16, n_models=2,
+            seed=2)
+
+
+def test_sparse_rows_standardise_like_the_dense_matrix():
+    rng = np.random.default_rng(0)
+    dense = (rng.poisson(0.4, size=(300, 50)) * rng.lognormal(size=(300, 1))).astype(np.float32)
+    dense[:, 7] = 0  # a gene with no variance: centred only
+    sparse = sp.csr_matrix(dense)
+    scaler_dense, scaler_sparse = Standardizer.fit(dense), Standardizer.fit(sparse)
+    np.testing.assert_allclose(scaler_sparse.mean, scaler_dense.mean, rtol=1e-6)
+    np.testing.assert_allclose(scaler_sparse.scale, scaler_dense.scale, rtol=1e-5)
+    rows = np.array([5, 0, 299, 5])
+    expected = scaler_dense.transform(dense)[rows]
+    np.testing.assert_allclose(CellRows(sparse, scaler_dense).dense(rows), expected, rtol=1e-6)
+    view = CellRows(sparse, scaler_dense).subset([10, 20, 30])
+    np.testing.assert_allclose(view[torch.tensor([2, 0])].numpy(),
+                               scaler_dense.transform(dense)[[30, 10]], rtol=1e-6)
+    blocks = list(CellRows(dense, scaler_dense).blocks(128))
+    assert [len(b) for b in blocks] == [128, 128, 44]
+    np.testing.assert_allclose(np.concatenate(blocks), scaler_dense.transform(dense))
+
+
+class _Identity(torch.nn.Module):
+    """An 'extractor' whose embedding is its input (the points are the embedding)."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(1))
+
+    def encode(self, x):
+        return x
+
+
+def test_leiden_on_a_sample_gives_every_cell_the_cluster_of_its_group():
+    rng = np.random.default_rng(0)
+    centres = np.array([[0, 0], [30, 0], [0, 30]], dtype=np.float32)
+    group = np.repeat([0, 1, 2], 400)
+    points = centres[group] + rng.normal(size=(1200, 2)).astype(np.float32)
+    labels = leiden_clusters(_Identity(), CellRows(points, None), seed=0, resolution=0.05,
+                             max_cells=150).numpy()
+    assert len(labels) == 1200
+    # Each group is one cluster (at this resolution), different from the other groups'.
+    per_group = [set(labels[group == g]) for g in range(3)]
+    assert all(len(s) == 1 for s in per_group)
+    assert len(set.union(*per_group)) == 3
+
+
+def test_a_fit_beyond_max_training_cells_trains_on_a_seeded_sample(bulk, gefitinib_cells):
+    config = ScDealConfig(**TINY, max_training_cells=40)
+    model = ScDEAL(config, cache=False).fit(gefitinib_cells.copy(), "Gefitinib", bulk=bulk,
+                                            gene_ids="entrez")
+    assert model.training["training_sample"] == {"cells": 40, "of": 66}
+    assert model.training["n_target_cells"] == 40
+    p = model.predict_proba(gefitinib_cells)
+    assert p.notna().all() and len(p) == 66  # every cell predicted
+    # The sample is the seeded one: fitting on it directly gives the same model.
+    rows = training_rows(66, 40, config.seed)
+    direct = ScDEAL(config, cache=False).fit(gefitinib_cells[rows].copy(), "Gefitinib",
+                                             bulk=bulk, gene_ids="entrez")
+    assert direct.training["training_sample"] is None
+    np.testing.assert_array_equal(direct.predict_proba(gefitinib_cells), p)
+
+
+@pytest.fixture(scope="module")
+def backed_and_in_memory(gdsc_data_dir, gefitinib_cells, tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SCDEAL_DATA_DIR", gdsc_data_dir)
+    folder = tmp_path_factory.mktemp("backed")
+    target = folder / "cells.h5ad"
+    cells = gefitinib_cells.copy()
+    cells.obs["response"] = (np.arange(cells.n_obs) % 2).astype(int)  # any labels
+    cells.write_h5ad(target)
+    config = folder / "config.json"
+    config.write_text(json.dumps({**TINY, "max_training_cells": 40}))
+    common = ["--quiet", "run", "--drug", "Gefitinib", "--target", str(target), "--gene-ids",
+              "entrez", "--config", str(config), "--label-key", "response", "--no-cache"]
+    try:
+        assert main([*common, "--backed", "--out", str(folder / "backed")]) == 0
+        assert main([*common, "--out", str(folder / "memory")]) == 0
+    finally:
+        mp.undo()
+    return target, folder / "backed", folder / "memory"
+
+
+def test_a_backed_run_predicts_every_cell_like_the_in_memory_run(backed_and_in_memory):
+    target, backed, memory = backed_and_in_memory
+    got, expected = (anndata.read_h5ad(d / "predictions.h5ad") for d in (backed, memory))
+    source = anndata.read_h5ad(target)
+    assert list(got.obs_names) == list(source.obs_names)
+    np.testing.assert_array_equal(np.asarray(got.X), np.asarray(source.X))  # the file, copied
+    assert got.obs["sens_preds"].notna().all()
+    assert set(expected.obs.columns) <= set(got.obs.columns)
+    for column in ("sens_preds", "sens_preds_pret", "sens_preds_sd"):
+        np.testing.assert_allclose(got.obs[column], expected.obs[column], atol=1e-6)
+    np.testing.assert_allclose(got.obsm["X_scdeal"], expected.obsm["X_scdeal"], atol=1e-5)
+    run = json.loads((backed / "run.json").read_text())
+    assert run["backed"] is True
+    assert run["training"]["training_sample"] == {"cells": 40, "of": 66}
+    metrics = [json.loads((d / "metrics.json").read_text()) for d in (backed, memory)]
+    assert metrics[0]["auroc"] == pytest.approx(metrics[1]["auroc"], abs=1e-6)
+    assert json.loads(got.uns["scdeal"]["summary_json"])["metrics"]["n_cells"] == 66
+
+
+def test_backed_needs_an_h5ad_file(tmp_path, capsys, gdsc_data_dir, monkeypatch):
+    monkeypatch.setenv("SCDEAL_DATA_DIR", gdsc_data_dir)
+    table = tmp_path / "cells.csv"
+    table.write_text("cell,TP53,EGFR\nc1,1,2\nc2,3,4\n")
+    code = main(["run", "--drug", "Gefitinib", "--target", str(table), "--backed",
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1 and ".h5ad" in err
+    assert not (tmp_path / "out").exists()
