@@ -83,6 +83,17 @@ def simulate(path: Path, seed: int = 0) -> dict:
             "held_lines": held}
 
 
+def _auroc(predictions: Path, labels: Path) -> float:
+    """AUROC of the run's P(sensitive) on the simulated cells that passed QC."""
+    import anndata as ad
+    from sklearn.metrics import roc_auc_score
+
+    p = ad.read_h5ad(predictions).obs["sens_preds"]
+    truth = pd.read_csv(labels).set_index("barcode")["sensitive"]
+    both = pd.concat([p, truth], axis=1, join="inner").dropna()
+    return float(roc_auc_score(both["sensitive"], both["sens_preds"]))
+
+
 def run(args: list[str], env: dict) -> dict:
     code = ("from scdeal.cli import main\n"
             f"assert main({args!r}) == 0\n")
@@ -128,7 +139,13 @@ def main() -> None:
         results[name] = {**measured, "timings_s": run_json["timings_s"],
                          "input_kind": run_json["training"]["preprocess"].get("input_kind"),
                          "n_cells": run_json["training"]["n_target_cells"],
-                         "n_genes": run_json["training"]["n_target_genes"]}
+                         "n_genes": run_json["training"]["n_target_genes"],
+                         "gene_selection": run_json["training"].get("gene_selection"),
+                         "reliable": (run_json.get("reliability") or {}).get("reliable")}
+        if name == "droplet":  # the simulated cells' labels (their lines' GDSC labels)
+            results[name]["auroc_simulated_labels"] = _auroc(
+                Path(argv[argv.index("--out") + 1]) / "predictions.h5ad",
+                work / "labels.csv")
         print(name, json.dumps(results[name]), flush=True)
     results["ratio"] = results["droplet"]["wall_s"] / results["afatinib_120_cells"]["wall_s"]
     args.out.mkdir(parents=True, exist_ok=True)

@@ -308,8 +308,9 @@ class ScDEAL:
         -------
         dict
             ``cache`` (per stage: ``hit``, ``miss``, ``off`` or ``unused``), ``clusters`` (a
-            ``pd.Series`` of the Leiden cluster of each cell that passed preprocessing, as
-            strings, indexed by obs name; ``None`` when the configuration has no cluster term)
+            ``pd.Series`` of the Leiden cluster of each cell that passed preprocessing (of
+            the training sample, beyond ``max_training_cells``), as strings, indexed by obs
+            name; ``None`` when the configuration has no cluster term)
             and ``timings_s``.
         """
         with _torch_threads(self.config.num_threads):
