@@ -126,8 +126,8 @@ def _run_backed(args: argparse.Namespace) -> int:
     from .._io import uns_safe
     from ..errors import ScdealError
     from ..model import ScDEAL
-    from ..model._model import label_metrics
-    from ..model._streaming import annotate_copy, file_obs, read_rows
+    from ..model.backed import annotate_copy, file_obs, read_rows
+    from ..model.metrics import label_metrics
     from ..model.prepare import training_rows
 
     started = time.perf_counter()

@@ -33,7 +33,7 @@ from . import prepare as prep
 from ._progress import _Progress
 from ._training import subsample
 from .config import ScDealConfig
-from .metrics import classification_metrics
+from .metrics import label_metrics
 from .predictions import prediction_columns
 from .reliability import UNRELIABLE_ADVICE, reliability_diagnostics
 
@@ -559,15 +559,3 @@ def _torch_threads(n: int):
     finally:
         torch.set_num_threads(before)
 
-
-def label_metrics(obs: pd.DataFrame, label_key: str, label_map: dict | None, p: np.ndarray,
-                  p_pre: np.ndarray) -> dict[str, Any]:
-    """``metrics`` (after transfer), ``metrics_before_transfer`` and ``label_key`` of the
-    predictions ``p`` / ``p_pre`` (NaN: not predicted) against ``obs[label_key]``."""
-    from ..data.labels import binary_labels
-
-    y = binary_labels(obs, label_key, label_map).to_numpy()
-    keep = ~np.isnan(p)
-    return {"metrics": classification_metrics(y[keep], p[keep]),
-            "metrics_before_transfer": classification_metrics(y[keep], p_pre[keep]),
-            "label_key": label_key}

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import pandas as pd
 from sklearn import metrics as skm
 
 from .._types import MetricName, choices
+from ..data.labels import binary_labels
 from ..errors import ScdealError
 
 METRIC_NAMES = choices(MetricName)
@@ -38,3 +42,14 @@ def classification_metrics(y_true, prob_sensitive, threshold: float = 0.5) -> di
         "n_cells": int(y.size),
         "prevalence": float(y.mean()),
     }
+
+
+def label_metrics(obs: pd.DataFrame, label_key: str, label_map: dict | None, p: np.ndarray,
+                  p_pre: np.ndarray) -> dict[str, Any]:
+    """``metrics`` (after transfer), ``metrics_before_transfer`` and ``label_key`` of the
+    predictions ``p`` / ``p_pre`` (NaN: not predicted) against ``obs[label_key]``."""
+    y = binary_labels(obs, label_key, label_map).to_numpy()
+    keep = ~np.isnan(p)
+    return {"metrics": classification_metrics(y[keep], p[keep]),
+            "metrics_before_transfer": classification_metrics(y[keep], p_pre[keep]),
+            "label_key": label_key}
