@@ -1,6 +1,6 @@
-"""Atlas-scale benchmark (not a test): ``scdeal run`` on 30,000, 300,000 and 1,000,000
-simulated count cells x 2,000 genes, each in a fresh process: wall time, peak memory (RSS of
-the process) and the time of each stage from ``run.json``.
+"""Atlas-scale benchmark (not a test): ``scdeal run --backed`` on 30,000, 300,000 and
+1,000,000 simulated count cells x 2,000 genes, each in a fresh process: wall time, peak memory
+(RSS of the process) and the time of each stage from ``run.json``.
 
 The cells are SIMULATED (``scdeal.data.simulate``): Poisson counts on the 2,000 GDSC genes that
 vary most over the lines, drawn from 24 real GDSC lines (12 sensitive, 12 resistant to
@@ -96,7 +96,7 @@ def main() -> None:
         shutil.rmtree(out, ignore_errors=True)
         shutil.rmtree(cache / "models", ignore_errors=True)
         argv = ["run", "--drug", "Erlotinib", "--target", str(table), "--gene-ids", "symbol",
-                "--out", str(out), "--quiet"]
+                "--backed", "--out", str(out), "--quiet"]
         measured = child("from scdeal.cli import main\n"
                          f"assert main({argv!r}) == 0\n", env=env)
         run_json = json.loads((out / "run.json").read_text())
