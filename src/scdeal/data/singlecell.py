@@ -280,16 +280,18 @@ def _read_text(path: Path, ext: str, sep: str | None, orientation: Orientation,
     dtype = defaultdict(lambda: str, dict.fromkeys(data_cols, np.float32))
     kwargs = {"sep": sep, "engine": "c", "dtype": dtype, "low_memory": False,
               "index_col": None if index_name is not None else 0, "chunksize": TEXT_CHUNK_ROWS}
-    blocks, annotations = [], []
+    blocks, annotations, sparse = [], [], False
     try:
-        if not annotation and index_col == 0:
-            X, rows = _read_numeric_blocks(path, sep, len(data_cols))
-            blocks = [X]
-            table = pd.DataFrame(index=pd.Index(rows, dtype=str))
-            annotations = [table]
-        else:
-            _read_blocks_with_pandas(path, kwargs, index_name, data_cols, annotation, blocks,
-                                     annotations)
+        with pd.read_csv(path, **kwargs) as reader:
+            for chunk in reader:
+                if index_name is not None:
+                    chunk = chunk.set_index(index_name)
+                blocks.append(chunk[data_cols].to_numpy(dtype=np.float32))
+                if len(blocks) == 1:  # sparse tables (droplet UMIs) are kept sparse
+                    sparse = blocks[0].size > 0 and np.mean(blocks[0] == 0) >= SPARSE_ZEROS
+                if sparse:
+                    blocks[-1] = sp.csr_matrix(blocks[-1])
+                annotations.append(chunk[annotation])  # with the chunk's row names
     except ValueError as err:
         if "could not convert" not in str(err):
             raise ScdealError(f"could not read {path} ({first_line(err)}); check the "
@@ -297,7 +299,6 @@ def _read_text(path: Path, ext: str, sep: str | None, orientation: Orientation,
         _raise_non_numeric(path, sep, data_cols, orientation)
     if not blocks:
         raise ScdealError(f"{path} holds no rows below its header; check the file")
-    sparse = sp.issparse(blocks[0])
     X = sp.vstack(blocks, format="csr") if sparse else np.concatenate(blocks)
     del blocks
     table = pd.concat(annotations)
@@ -317,82 +318,6 @@ def _read_text(path: Path, ext: str, sep: str | None, orientation: Orientation,
         var = pd.DataFrame(index=rows)
     obs.index.name = var.index.name = None
     return AnnData(X, obs=obs, var=var)
-
-
-def _maybe_sparse(block: np.ndarray, previous: list) -> np.ndarray | sp.csr_matrix:
-    """A block as read, or as CSR when the table is sparse: judged on the first block (half
-    or more zeros, as droplet UMIs), then the same for every block."""
-    first = previous[0] if previous else block
-    if sp.issparse(first) or (first is block and block.size > 0
-                              and np.mean(block == 0) >= SPARSE_ZEROS):
-        return sp.csr_matrix(block)
-    return block
-
-
-def _read_blocks_with_pandas(path, kwargs, index_name, data_cols, annotation, blocks,
-                             annotations) -> None:
-    with pd.read_csv(path, **kwargs) as reader:
-        for chunk in reader:
-            if index_name is not None:
-                chunk = chunk.set_index(index_name)
-            blocks.append(_maybe_sparse(chunk[data_cols].to_numpy(dtype=np.float32), blocks))
-            annotations.append(chunk[annotation])  # with the chunk's row names
-
-
-def _read_numeric_blocks(path: Path, sep: str, n_values: int) -> tuple:
-    """The values (dense or CSR) and row names of a table whose first column holds the row
-    names and every other column a number, below its header line.
-
-    Blocks of ``TEXT_CHUNK_ROWS`` lines are parsed by pandas' C parser on as many threads as
-    there are usable cores (it releases the GIL: measured 1.7x faster on two cores), a few
-    blocks in flight at a time.
-    """
-    import io
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .._system import usable_cores
-
-    def parse(lines: list[bytes]):
-        text = b"".join(lines)
-        values = pd.read_csv(io.BytesIO(text), sep=sep, header=None, engine="c",
-                             usecols=range(1, n_values + 1), dtype=np.float32)
-        if values.shape[1] != n_values:
-            raise ValueError(f"expected {n_values} values per row, found {values.shape[1]}")
-        names = pd.read_csv(io.BytesIO(text), sep=sep, header=None, engine="c", usecols=[0],
-                            dtype=str, keep_default_na=False)[0]
-        return values.to_numpy(np.float32), names.tolist()
-
-    def line_blocks(handle):
-        handle.readline()  # the header
-        block = []
-        for line in handle:
-            if line.strip():
-                block.append(line if line.endswith(b"\n") else line + b"\n")
-            if len(block) == TEXT_CHUNK_ROWS:
-                yield block
-                block = []
-        if block:
-            yield block
-
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    threads = usable_cores()
-    blocks, names = [], []
-    with opener(path, "rb") as handle, ThreadPoolExecutor(max_workers=threads) as pool:
-        pending = []
-        for lines in line_blocks(handle):
-            pending.append(pool.submit(parse, lines))
-            if len(pending) >= 2 * threads:
-                values, rows = pending.pop(0).result()
-                blocks.append(_maybe_sparse(values, blocks))
-                names += rows
-        for future in pending:
-            values, rows = future.result()
-            blocks.append(_maybe_sparse(values, blocks))
-            names += rows
-    if not blocks:
-        return np.zeros((0, n_values), dtype=np.float32), []
-    X = sp.vstack(blocks, format="csr") if sp.issparse(blocks[0]) else np.concatenate(blocks)
-    return X, names
 
 
 _LABEL_LIKE = {"response", "label", "labels", "sensitive", "sensitivity", "resistant", "class",
