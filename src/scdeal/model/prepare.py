@@ -110,10 +110,11 @@ class CellRows:
     --------
     >>> X = sp.csr_matrix(np.array([[0, 2], [4, 0], [2, 2]], dtype=np.float32))
     >>> rows = CellRows(X, Standardizer.fit(X))
-    >>> rows.dense([0, 2]).round(3).tolist()
+    >>> rows.dense([0, 2]).astype(float).round(3).tolist()
     [[-1.225, 0.707], [0.0, 0.707]]
-    >>> len(rows.subset([1, 2])), rows.subset([1, 2])[torch.tensor([0])].tolist()
-    (2, [[1.2247449159622192, -1.4142135381698608]])
+    >>> view = rows.subset([1, 2])
+    >>> len(view), view[torch.tensor([0])].double().round(decimals=3).tolist()
+    (2, [[1.225, -1.414]])
     """
 
     def __init__(self, X: np.ndarray | sp.spmatrix, scaler: Standardizer | None, *,
