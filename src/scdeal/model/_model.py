@@ -179,7 +179,9 @@ class ScDEAL:
             Refused, one line each: an unknown column, no labelled cell (an all-empty
             column), labels of one class only, labelled cells that preprocessing removed
             (QC ``min_genes`` etc.). ``None`` (default): a fit exactly as without this
-            argument, and ``training["labelled_cells"]`` is None.
+            argument, and ``training["labelled_cells"]`` is None. To score the fit, score
+            other cells: :meth:`predict` with ``label_key`` scores every cell labelled there,
+            these ones included (``scdeal run --labelled-key`` leaves them out).
         label_map
             Label value -> 1/0 for ``labelled`` (default: 0/1 or sensitive/resistant).
         """
