@@ -266,6 +266,9 @@ def test_shots_benchmark_never_scores_a_cell_whose_label_was_used(bulk, shared_d
                           shots=3)
     assert (table.error == "").all(), table.error
     assert (table.shots == 3).all() and (table.n_cells == 66 - 6).all()
+    is_scdeal = table.method == "scdeal"
+    assert table.transfer_kept[is_scdeal].isin([0.0, 1.0]).all()  # one member
+    assert table.transfer_kept[~is_scdeal].isna().all()
     labels = load_case(case).labels
     for seed in (0, 1):
         drawn = draw_shots(labels, 3, seed, "Gefitinib")

@@ -45,12 +45,15 @@ log = logging.getLogger(__name__)
 RESULT_COLUMNS: tuple[str, ...] = (
     "case", "method", "seed", "shots", "auroc", "ap", "prevalence", "f1", "f1_weighted", "mcc",
     "balanced_accuracy", "n_cells", "reliable", "member_consensus", "member_agreement",
-    "direction_agreement", "bulk_test_auroc", "wall_s", "peak_mem_mb", "peak_rss_mb", "shared_fit", "model_seed",
-    "drug", "error", "warnings")
-# The label-free diagnostics each scDEAL row carries (scdeal.model.reliability); baselines
+    "direction_agreement", "bulk_test_auroc", "transfer_kept", "wall_s", "peak_mem_mb",
+    "peak_rss_mb", "shared_fit", "model_seed", "drug", "error", "warnings")
+# The label-free diagnostics each scDEAL row carries (scdeal.model.reliability), and
+# transfer_kept: the share of members whose early stopping kept a transfer epoch (the others
+# kept the state before the transfer, and so learnt nothing from labelled cells); baselines
 # have none (NaN).
 RELIABILITY_COLUMNS: tuple[str, ...] = ("reliable", "member_consensus", "member_agreement",
-                                        "direction_agreement", "bulk_test_auroc")
+                                        "direction_agreement", "bulk_test_auroc",
+                                        "transfer_kept")
 
 
 @dataclass
@@ -450,8 +453,12 @@ def _scdeal_predictions(unit: list[Method], item: PreparedCase, seed: int, bulk:
     model.fit(features, item.drug, bulk=bulk, gene_ids=item.case.gene_ids, labelled=labelled)
     out = model.predict(features, copy=True)
     column = {"post": "sens_preds", "pre": "sens_preds_pret"}
+    # Share of members whose (label-free) early stopping kept a transfer epoch rather than
+    # the state before the transfer: only those learnt anything from labelled cells.
+    transfer = [h for h in model.training["history"] if h["stage"] == "transfer"]
+    kept = float(np.mean([h["best_epoch"] > 0 for h in transfer])) if transfer else None
     return ({m.name: out.obs[column[m.output]].astype(float) for m in unit},
-            model.reliability or {})
+            {**(model.reliability or {}), "transfer_kept": kept})
 
 
 def _baseline_predictions(baseline: Baseline, item: PreparedCase, seed: int, bulk: BulkData,
