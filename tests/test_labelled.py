@@ -313,3 +313,14 @@ def test_benchmark_command_refuses_bad_shots(tmp_path, shared_dir, gdsc_data_dir
     err = capsys.readouterr().err.strip()
     assert "case 'Gefitinib': --shots 34 draws 34 sensitive cells but it has 33" in err
     assert len(err.splitlines()) == 1
+
+
+def test_run_refuses_before_training_when_the_unlabelled_cells_hold_one_class():
+    from scdeal.cli._run import check_scorable
+
+    obs = pd.DataFrame({"truth": [1, 1, 0, 0], "known": [None, None, 0, 0]}, index=list("abcd"))
+    known = cell_labels(obs.assign(known=[1, None, 0, None]), "known")
+    check_scorable(obs, "truth", None, known)  # b (1) and d (0) are left: fine
+    with pytest.raises(ScdealError, match="have 2 sensitive and 0 resistant labels in 'truth'"):
+        check_scorable(obs, "truth", None, pd.Series([np.nan, np.nan, 0.0, 0.0],
+                                                     index=obs.index))

@@ -138,6 +138,8 @@ def _run(args: argparse.Namespace) -> int:
         from ..model.prepare import cell_labels
 
         known = cell_labels(adata.obs, args.labelled_key, label_map)
+        if args.label_key:
+            check_scorable(adata.obs, args.label_key, label_map, known)
     read_s = time.perf_counter() - t0
     model = ScDEAL(config, cache=not args.no_cache)
     model.fit(adata, args.drug, gene_ids=args.gene_ids, progress=not args.quiet,
@@ -152,6 +154,20 @@ def _run(args: argparse.Namespace) -> int:
               started=started, command="run")
     _print_result(model, adata.n_obs, adata.uns["scdeal"], args.out)
     return 0
+
+
+def check_scorable(obs, label_key: str, label_map, known) -> None:
+    """Before training: the cells left to score (labelled in ``label_key``, not in ``known``)
+    must hold both classes."""
+    from ..data.labels import binary_labels
+    from ..errors import ScdealError
+
+    y = binary_labels(obs, label_key, label_map)[known.reindex(obs.index).isna().to_numpy()]
+    n_sens, n_res = int((y == 1).sum()), int((y == 0).sum())
+    if min(n_sens, n_res) == 0:
+        raise ScdealError(f"the cells not in --labelled-key have {n_sens} sensitive and {n_res} "
+                          f"resistant labels in {label_key!r}: scoring needs both; label other "
+                          "cells in --label-key, or drop it")
 
 
 def _score_unlabelled(adata, label_key: str, label_map, known) -> None:
@@ -211,6 +227,8 @@ def _run_backed(args: argparse.Namespace) -> int:
 
         known = cell_labels(obs, args.labelled_key, label_map)
         keep = np.flatnonzero(known.notna().to_numpy())
+        if args.label_key:
+            check_scorable(obs, args.label_key, label_map, known)
     # The labelled cells are always in the training sample (the helper fit uses too).
     rows = training_rows(n, config.max_training_cells, config.seed, keep=keep)
     sample = read_rows(args.target, rows)
@@ -256,8 +274,9 @@ def _print_result(model, n_obs: int, info: dict, out) -> None:
     print_reliability(model)
     if "metrics" in info:
         m = info["metrics"]
+        scored = f" on {m['n_cells']} {info['scored']}" if "scored" in info else ""
         print(f"  AUROC {m['auroc']:.3f}  AP {m['ap']:.3f} (prevalence {m['prevalence']:.3f})  "
-              f"F1 {m['f1']:.3f}  MCC {m['mcc']:.3f}")
+              f"F1 {m['f1']:.3f}  MCC {m['mcc']:.3f}{scored}")
 
 
 def print_reliability(model) -> None:
