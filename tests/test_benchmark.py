@@ -207,8 +207,12 @@ def test_load_case_refuses_an_unknown_label_column(shared_dir):
 
 
 def test_method_list_parsing():
-    assert [m.name for m in parse_methods(None)] == list(METHODS)
-    assert [m.name for m in parse_methods("all")] == list(METHODS)
+    # "all": every method but those that learn from labelled cells, which --shots K adds
+    shots = ["logreg_shots", "bulk_plus_shots"]
+    without = [n for n in METHODS if n not in shots]
+    assert [m.name for m in parse_methods(None)] == without
+    assert [m.name for m in parse_methods("all")] == without
+    assert [m.name for m in parse_methods("all", shots=1)] == list(METHODS) == without + shots
     assert [m.name for m in parse_methods(" mlp,scdeal ")] == ["mlp", "scdeal"]
     with pytest.raises(ScdealError, match="unknown method.*svm.*available: scdeal"):
         parse_methods("scdeal,svm")

@@ -29,7 +29,7 @@ from ..model.prepare import (
     resample,
     target_on_symbols,
 )
-from .methods import Baseline
+from .methods import Baseline, ShotsBaseline
 
 
 @dataclass
@@ -130,6 +130,56 @@ def fit_predict_baseline(baseline: Baseline, matrices: DomainMatrices, seed: int
             estimator.fit(*resample(X, y, "upsampling", seed))
         else:
             estimator.fit(X, y)
+    column = list(estimator.classes_).index(1)
+    prob = estimator.predict_proba(matrices.X_target)[:, column]
+    return pd.Series(prob.astype(float), index=matrices.cells)
+
+
+def fit_predict_shots(method: ShotsBaseline, matrices: DomainMatrices, shots: pd.Series,
+                      seed: int) -> pd.Series:
+    """Train ``method`` on the labelled cells ``shots`` (1.0/0.0 by obs name; with the bulk
+    lines when ``method.with_bulk``); probability that each target cell is sensitive.
+
+    The cells are rows of ``matrices.X_target`` (standardised over every target cell, no
+    labels involved). With the bulk lines, each domain's samples carry half of the total
+    weight, classes balanced within each domain (``compute_sample_weight("balanced")``).
+
+    Examples
+    --------
+    >>> from scdeal.benchmark.methods import METHODS
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.r_[np.ones(20, int), np.zeros(20, int)]
+    >>> cells = pd.Index([f"c{i}" for i in range(6)])
+    >>> m = DomainMatrices(X_bulk=rng.normal(size=(40, 5)) + y[:, None], y_bulk=y,
+    ...                    X_target=rng.normal(size=(6, 5)) - [[2], [2], [2], [-2], [-2], [-2]],
+    ...                    cells=cells, genes=[f"G{i}" for i in range(5)])
+    >>> shots = pd.Series([1.0, 0.0], index=["c0", "c3"])   # the cells go against the bulk
+    >>> prob = fit_predict_shots(METHODS["logreg_shots"], m, shots, seed=0)
+    >>> bool((prob.iloc[:3] > 0.5).all() and (prob.iloc[3:] < 0.5).all())
+    True
+    """
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    known = shots.dropna()
+    pos = matrices.cells.get_indexer(known.index)
+    if (pos < 0).any():
+        raise ScdealError(f"{int((pos < 0).sum())} of the {len(known)} labelled cells were "
+                          "removed by preprocessing; they cannot be trained on")
+    X_cells, y_cells = matrices.X_target[pos], known.to_numpy().astype(int)
+    estimator = method.make(seed)
+    if not method.with_bulk:
+        if len(np.unique(y_cells)) < 2:
+            raise ScdealError(f"{method.name} learns from labelled cells of both classes; "
+                              "use --shots K with K >= 1")
+        estimator.fit(X_cells, y_cells)
+    else:
+        X, y = matrices.X_bulk, matrices.y_bulk
+        weight = compute_sample_weight("balanced", y)  # sums to the number of lines
+        if len(y_cells):
+            cell_weight = compute_sample_weight("balanced", y_cells) * len(y) / len(y_cells)
+            X, y = np.vstack([X, X_cells]), np.concatenate([y, y_cells])
+            weight = np.concatenate([weight, cell_weight])
+        estimator.fit(X, y, sample_weight=weight)
     column = list(estimator.classes_).index(1)
     prob = estimator.predict_proba(matrices.X_target)[:, column]
     return pd.Series(prob.astype(float), index=matrices.cells)

@@ -17,6 +17,11 @@ Baselines
     cells on the genes both share (HGNC symbols), each domain standardised per gene on its own.
     scikit-learn defaults unless stated; classes balanced (weights, or oversampling where
     weights are impractical).
+
+Methods that learn from a few labelled cells (``scdeal benchmark --shots K``)
+    :class:`ShotsBaseline`: trained on the K cells per class drawn for the row (alone, or
+    with the bulk lines), the same cells scDEAL then gets as ``labelled``. Every method is
+    scored on the other cells only (:mod:`scdeal.benchmark.runner`).
 """
 
 from __future__ import annotations
@@ -96,13 +101,45 @@ class Baseline:
     openmp_threads: int | None = None
 
 
-Method = ScDealVariant | Baseline
+@dataclass(frozen=True)
+class ShotsBaseline:
+    """A classifier that learns from the labelled cells of ``--shots K``.
+
+    Attributes
+    ----------
+    name, description
+        As for :class:`ScDealVariant`.
+    make
+        ``seed -> unfitted estimator`` with ``fit(X, y[, sample_weight])`` and
+        ``predict_proba``.
+    with_bulk
+        ``False``: trained on the 2K labelled cells alone (undefined with K = 0: the row is
+        skipped). ``True``: trained on the bulk lines plus the 2K cells, each domain
+        standardised on its own; the bulk lines and the cells each carry half of the total
+        sample weight, classes balanced within each (with K = 0 this is the bulk-only
+        ``logreg``).
+    """
+
+    name: str
+    description: str
+    make: Callable[[int], Any]
+    with_bulk: bool = False
+
+
+Method = ScDealVariant | Baseline | ShotsBaseline
 
 
 def _logreg(seed: int):
     from sklearn.linear_model import LogisticRegression
 
     return LogisticRegression(class_weight="balanced", max_iter=5000, random_state=seed)
+
+
+def _logreg_weighted(seed: int):
+    from sklearn.linear_model import LogisticRegression
+
+    # Balanced by the sample weights passed to fit (see ShotsBaseline.with_bulk).
+    return LogisticRegression(max_iter=5000, random_state=seed)
 
 
 def _random_forest(seed: int):
@@ -155,21 +192,36 @@ _REGISTRY: tuple[Method, ...] = (
              openmp_threads=1),
     Baseline("mlp", "MLP (one hidden layer of 100, adam), early stopping on 10% of bulk, "
              "balanced sample weights", _mlp, balance="sample_weight"),
+    ShotsBaseline("logreg_shots", "logistic regression (L2, C=1) on the K labelled cells per "
+                  "class alone, target standardised over all its cells; needs --shots K >= 1",
+                  _logreg),
+    ShotsBaseline("bulk_plus_shots", "logistic regression (L2, C=1) on the bulk lines plus the "
+                  "K labelled cells per class; bulk and cells half the weight each, classes "
+                  "balanced within each; = logreg with K = 0", _logreg_weighted,
+                  with_bulk=True),
 )
 METHODS: Mapping[str, Method] = MappingProxyType({m.name: m for m in _REGISTRY})
-DEFAULT_METHODS: tuple[str, ...] = tuple(METHODS)
+#: "all": every method except those that learn from labelled cells (they join with --shots).
+DEFAULT_METHODS: tuple[str, ...] = tuple(n for n, m in METHODS.items()
+                                         if not isinstance(m, ShotsBaseline))
+SHOTS_METHODS: tuple[str, ...] = tuple(n for n, m in METHODS.items()
+                                       if isinstance(m, ShotsBaseline))
 
 
-def parse_methods(text: str | None) -> list[Method]:
-    """Methods named in a comma-separated list (``None``, ``""`` or ``"all"``: every method).
+def parse_methods(text: str | None, *, shots: int = 0) -> list[Method]:
+    """Methods named in a comma-separated list (``None``, ``""`` or ``"all"``: every method;
+    the ones that learn from labelled cells only when ``shots`` > 0).
 
     Examples
     --------
     >>> [m.name for m in parse_methods("scdeal, logreg")]
     ['scdeal', 'logreg']
+    >>> [m.name for m in parse_methods("all", shots=3)][-2:]
+    ['logreg_shots', 'bulk_plus_shots']
     """
     if text is None or not text.strip() or text.strip().lower() == "all":
-        return [METHODS[name] for name in DEFAULT_METHODS]
+        names = DEFAULT_METHODS + (SHOTS_METHODS if shots > 0 else ())
+        return [METHODS[name] for name in names]
     names = [part.strip() for part in text.split(",") if part.strip()]
     unknown = [n for n in names if n not in METHODS]
     if unknown:

@@ -17,7 +17,7 @@ import pandas as pd
 from .._io import atomic_path, write_text_atomic
 from .._system import usable_cores
 from .cases import BenchmarkCase
-from .methods import Method, ScDealVariant
+from .methods import Method, ScDealVariant, ShotsBaseline
 
 METRIC_TITLES = {
     "auroc": "AUROC",
@@ -39,6 +39,7 @@ class RunInfo:
     config_overrides: dict = field(default_factory=dict)
     ablation_seeds: int | None = None
     jobs: int = 1
+    shots: int = 0
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     wall_s: float | None = None
 
@@ -193,7 +194,13 @@ def summary_markdown(table: pd.DataFrame, *, cases: Sequence[BenchmarkCase],
         f"- Rows: {len(table)} in `results.csv` (one per case, method and seed; columns: "
         f"{', '.join(table.columns)}); failed: {n_failed}",
         "",
-        "Every method has one fixed configuration for every case. The target labels are used "
+        (f"**A few labelled cells (`--shots {info.shots}`)**: for each case and seed, "
+         f"{info.shots} cells per class are drawn at random (seeded by the seed and the case "
+         "name); only their labels are handed to the methods that learn from labelled cells "
+         "(`scdeal` as `labelled`, `logreg_shots`, `bulk_plus_shots`), and EVERY method is "
+         "scored on the remaining cells only (the labelled-cell counts below are those).\n\n"
+         if info.shots else "")
+        + "Every method has one fixed configuration for every case. The target labels are used "
         "only to score predictions: methods receive the expression alone. Metrics are computed "
         "on all labelled target cells from the predicted probability of 'sensitive' (AUROC, "
         "AP) or from probability >= 0.5 (F1 with sensitive as the positive class, MCC, "
@@ -221,6 +228,9 @@ def summary_markdown(table: pd.DataFrame, *, cases: Sequence[BenchmarkCase],
             changes = dict(method.overrides)
             config = ", ".join(f"{k}={v!r}" for k, v in changes.items()) or "default"
             config += "; scored before transfer" if method.output == "pre" else ""
+        elif isinstance(method, ShotsBaseline):
+            config = ("bulk + labelled cells" if method.with_bulk else "labelled cells only")
+            config += "; shared genes; each domain standardised"
         else:
             config = "bulk only; shared genes; each domain standardised"
         lines.append(f"| `{method.name}` | {method.description} | {config} | "

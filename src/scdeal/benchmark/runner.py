@@ -6,6 +6,13 @@ the probabilities a method returns (:func:`scdeal.model.classification_metrics`:
 from the probability, F1/MCC/balanced accuracy at 0.5) on every cell that has a label and a
 prediction.
 
+With ``shots=K`` (``scdeal benchmark --shots K``), K cells per class are drawn at random for
+each case and seed (:func:`draw_shots`, seeded by the seed and the case name) and only THEIR
+labels are handed to the methods that learn from labelled cells (``scdeal`` as ``labelled``,
+the :class:`~scdeal.benchmark.methods.ShotsBaseline` methods); every method, those that do not
+use them too, is then scored on the remaining cells only (:func:`scored_labels` checks that no
+scored cell's label was handed out). ``shots=0`` is the protocol without labelled cells.
+
 Each row records its wall time and peak memory (:class:`PeakMemory`). scDEAL variants that
 share a configuration (``scdeal`` and ``scdeal_no_transfer``) come from one fit: both rows carry
 that fit's time and memory, and ``shared_fit`` names the rows that share it.
@@ -16,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,21 +36,24 @@ from ..data.gdsc import BulkData
 from ..errors import ScdealError
 from ..model import METRIC_NAMES, ScDEAL, ScDealConfig, classification_metrics
 from ._memory import PeakMemory
-from .baselines import domain_matrices, fit_predict_baseline
+from .baselines import domain_matrices, fit_predict_baseline, fit_predict_shots
 from .cases import BenchmarkCase
-from .methods import Baseline, Method, ScDealVariant
+from .methods import Baseline, Method, ScDealVariant, ShotsBaseline
 
 log = logging.getLogger(__name__)
 
 RESULT_COLUMNS: tuple[str, ...] = (
-    "case", "method", "seed", "auroc", "ap", "prevalence", "f1", "f1_weighted", "mcc",
+    "case", "method", "seed", "shots", "auroc", "ap", "prevalence", "f1", "f1_weighted", "mcc",
     "balanced_accuracy", "n_cells", "reliable", "member_consensus", "member_agreement",
-    "direction_agreement", "bulk_test_auroc", "wall_s", "peak_mem_mb", "peak_rss_mb", "shared_fit", "model_seed",
-    "drug", "error", "warnings")
-# The label-free diagnostics each scDEAL row carries (scdeal.model.reliability); baselines
+    "direction_agreement", "bulk_test_auroc", "transfer_kept", "wall_s", "peak_mem_mb",
+    "peak_rss_mb", "shared_fit", "model_seed", "drug", "error", "warnings")
+# The label-free diagnostics each scDEAL row carries (scdeal.model.reliability), and
+# transfer_kept: the share of members whose early stopping kept a transfer epoch (the others
+# kept the state before the transfer, and so learnt nothing from labelled cells); baselines
 # have none (NaN).
 RELIABILITY_COLUMNS: tuple[str, ...] = ("reliable", "member_consensus", "member_agreement",
-                                        "direction_agreement", "bulk_test_auroc")
+                                        "direction_agreement", "bulk_test_auroc",
+                                        "transfer_kept")
 
 
 @dataclass
@@ -96,6 +107,52 @@ def base_config(overrides: Mapping[str, Any] | None = None) -> ScDealConfig:
     return ScDealConfig.from_dict({**ScDealConfig().to_dict(), **overrides})
 
 
+def draw_shots(labels: pd.Series, k: int, seed: int, case_name: str) -> pd.Series:
+    """The labels of ``k`` cells per class drawn at random, seeded by ``seed`` and
+    ``case_name`` (1.0 sensitive first, then 0.0 resistant).
+
+    Draws for several K with one seed are nested: the 3 cells of K = 3 are among the 5 of
+    K = 5, so a K-curve compares more labels, not other cells.
+
+    Examples
+    --------
+    >>> labels = pd.Series([1.0, 0.0] * 5, index=[f"c{i}" for i in range(10)])
+    >>> three = draw_shots(labels, 3, seed=0, case_name="A")
+    >>> three.value_counts().to_dict(), set(draw_shots(labels, 1, 0, "A").index) <= set(three.index)
+    ({1.0: 3, 0.0: 3}, True)
+    """
+    k = int(k)
+    if k < 0:
+        raise ScdealError(f"--shots must be 0 or more, got {k}")
+    if k == 0:
+        return labels.iloc[:0]
+    rng = np.random.default_rng([int(seed), zlib.crc32(str(case_name).encode())])
+    picked: list = []
+    for value, name in ((1.0, "sensitive"), (0.0, "resistant")):
+        cells = labels.index[(labels == value).to_numpy()]
+        if k >= len(cells):
+            raise ScdealError(f"case {case_name!r}: --shots {k} draws {k} {name} cells but it "
+                              f"has {len(cells)} {name} cells; K must be smaller than every "
+                              "class so that some cells are left to score")
+        picked.extend(cells[rng.permutation(len(cells))[:k]])
+    return labels.loc[picked]
+
+
+def scored_labels(labels: pd.Series, shots: pd.Series) -> pd.Series:
+    """The labels a row is scored on: every labelled cell except those handed to methods.
+
+    Examples
+    --------
+    >>> labels = pd.Series([1.0, 0.0, 1.0, 0.0], index=["a", "b", "c", "d"])
+    >>> scored_labels(labels, labels.loc[["a", "b"]]).index.tolist()
+    ['c', 'd']
+    """
+    scored = labels.drop(shots.index)
+    if scored.index.isin(shots.index).any():  # the protocol's one promise, checked every row
+        raise AssertionError("a cell whose label was handed to the methods would be scored")
+    return scored
+
+
 def score(prob: pd.Series, labels: pd.Series) -> dict[str, float]:
     """Metrics of ``prob`` against ``labels`` on the cells that have both."""
     prob = prob.reindex(labels.index).astype(float)
@@ -124,7 +181,7 @@ def run_benchmark(
     cases: Sequence[BenchmarkCase], methods: Sequence[Method], *, seeds: Sequence[int],
     ablation_seeds: int | None = None, bulk: BulkData | None = None,
     config_overrides: Mapping[str, Any] | None = None, jobs: int = 1,
-    on_row: Callable[[dict[str, Any], int, int], None] | None = None,
+    on_row: Callable[[dict[str, Any], int, int], None] | None = None, shots: int = 0,
 ) -> pd.DataFrame:
     """Run every method on every case with every seed; one result row each.
 
@@ -160,6 +217,11 @@ def run_benchmark(
     on_row
         Called with each finished row, its number and the total (for progress lines), in
         the order rows finish.
+    shots
+        K labelled cells per class drawn per case and seed (:func:`draw_shots`) and handed
+        to the methods that learn from them; every row is then scored on the other cells
+        (column ``shots``). A K not smaller than every class of a case is refused. With 0,
+        the methods that need labelled cells (``logreg_shots``) are skipped with a warning.
 
     Returns
     -------
@@ -175,6 +237,15 @@ def run_benchmark(
     ...                       seeds=range(2))                               # doctest: +SKIP
     """
     seeds = [int(s) for s in seeds]
+    shots = int(shots)
+    if shots < 0:
+        raise ScdealError(f"--shots must be 0 or more, got {shots}")
+    if shots == 0:
+        skipped = [m.name for m in methods if isinstance(m, ShotsBaseline) and not m.with_bulk]
+        if skipped:
+            log.warning("skipped %s: learns from labelled cells only, so needs --shots K >= 1",
+                        ", ".join(skipped))
+            methods = [m for m in methods if m.name not in skipped]
     if not seeds:
         raise ScdealError("no seeds given; use --seeds N with N >= 1")
     if not cases or not methods:
@@ -190,6 +261,8 @@ def run_benchmark(
         item.drug = bulk.resolve_drug(item.case.drug)
         bulk.labels_for(item.drug, release=config.release, metric=config.metric,
                         method=config.binarization)
+    drawn = {(item.case.name, seed): draw_shots(item.labels, shots, seed, item.case.name)
+             for item in prepared for seed in seeds}  # refuses a K too large before any fit
 
     # Units of work: one scDEAL fit per distinct configuration, one fit per baseline.
     units: list[list[Method]] = []
@@ -213,8 +286,8 @@ def run_benchmark(
             for unit in units:
                 members = [m for m in unit if seed in seeds_for(m, seeds, ablation_seeds)]
                 if members:
-                    tasks.append((members, item, seed))
-    total = sum(len(members) for members, _, _ in tasks)
+                    tasks.append((members, item, seed, drawn[(item.case.name, seed)]))
+    total = sum(len(task[0]) for task in tasks)
     rows: list[dict[str, Any]] = []
 
     def collect(unit_rows: list[dict[str, Any]]) -> None:
@@ -224,8 +297,8 @@ def run_benchmark(
                 on_row(row, len(rows), total)
 
     if int(jobs) == 1:
-        for members, item, seed in tasks:
-            collect(_run_unit(members, item, seed, bulk, config))
+        for members, item, seed, shot_labels in tasks:
+            collect(_run_unit(members, item, seed, bulk, config, shot_labels))
     else:
         _run_in_workers(tasks, int(jobs), bulk, config, collect)
     return order_results(pd.DataFrame(rows, columns=list(RESULT_COLUMNS)), cases, methods, seeds)
@@ -258,8 +331,8 @@ def _exit_with_parent(poll_s: float = 2.0) -> None:
 
 
 def _run_unit_in_worker(unit: list[Method], item: PreparedCase, seed: int,
-                        config: ScDealConfig) -> list[dict[str, Any]]:
-    return _run_unit(unit, item, seed, _WORKER_BULK, config)
+                        config: ScDealConfig, shot_labels: pd.Series) -> list[dict[str, Any]]:
+    return _run_unit(unit, item, seed, _WORKER_BULK, config, shot_labels)
 
 
 def _run_in_workers(tasks, jobs: int, bulk: BulkData, config: ScDealConfig, collect) -> None:
@@ -273,14 +346,15 @@ def _run_in_workers(tasks, jobs: int, bulk: BulkData, config: ScDealConfig, coll
     executor = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(
         "spawn"), initializer=_init_worker, initargs=(bulk,))
     try:
-        futures = {executor.submit(_run_unit_in_worker, members, item, seed, config):
-                   (members, item, seed) for members, item, seed in tasks}
+        futures = {executor.submit(_run_unit_in_worker, members, item, seed, config, labels):
+                   (members, item, seed, labels) for members, item, seed, labels in tasks}
         for future in as_completed(futures):
             try:
                 unit_rows = future.result()
             except Exception as exc:  # noqa: BLE001 - e.g. a worker killed for memory
-                members, item, seed = futures[future]
-                unit_rows = _failed_rows(members, item, seed, f"{type(exc).__name__}: {exc}")
+                members, item, seed, labels = futures[future]
+                unit_rows = _failed_rows(members, item, seed, f"{type(exc).__name__}: {exc}",
+                                         shots=len(labels) // 2)
             collect(unit_rows)
     except BaseException:
         executor.shutdown(wait=False, cancel_futures=True)
@@ -288,10 +362,10 @@ def _run_in_workers(tasks, jobs: int, bulk: BulkData, config: ScDealConfig, coll
     executor.shutdown()
 
 
-def _failed_rows(unit: list[Method], item: PreparedCase, seed: int, error: str
-                 ) -> list[dict[str, Any]]:
+def _failed_rows(unit: list[Method], item: PreparedCase, seed: int, error: str, *,
+                 shots: int = 0) -> list[dict[str, Any]]:
     return [{**{name: np.nan for name in RESULT_COLUMNS}, "case": item.case.name,
-             "method": m.name, "seed": seed, "drug": item.drug, "shared_fit": "",
+             "method": m.name, "seed": seed, "shots": shots, "drug": item.drug, "shared_fit": "",
              "warnings": "", "error": error.splitlines()[0][:300]} for m in unit]
 
 
@@ -306,12 +380,16 @@ def order_results(table: pd.DataFrame, cases: Sequence[BenchmarkCase],
 
 
 def _run_unit(unit: list[Method], item: PreparedCase, seed: int, bulk: BulkData,
-              config: ScDealConfig) -> list[dict[str, Any]]:
-    """Fit once, score each method of the unit; one row per method."""
+              config: ScDealConfig, shot_labels: pd.Series | None = None) -> list[dict[str, Any]]:
+    """Fit once, score each method of the unit on the cells not in ``shot_labels``; one row
+    per method."""
     error = ""
     outputs: dict[str, pd.Series] = {}
     reliability: dict[str, Any] = {}
-    if isinstance(unit[0], Baseline):
+    if shot_labels is None:
+        shot_labels = item.labels.iloc[:0]
+    truth = scored_labels(item.labels, shot_labels)
+    if isinstance(unit[0], Baseline | ShotsBaseline):
         fit_seed = seed
     else:
         fit_seed = model_seed(seed, config.replace(**unit[0].overrides))
@@ -321,8 +399,14 @@ def _run_unit(unit: list[Method], item: PreparedCase, seed: int, bulk: BulkData,
         try:
             if isinstance(unit[0], Baseline):
                 outputs[unit[0].name] = _baseline_predictions(unit[0], item, seed, bulk, config)
+            elif isinstance(unit[0], ShotsBaseline):
+                outputs[unit[0].name] = fit_predict_shots(
+                    unit[0], domain_matrices(bulk, item.drug, item.features,
+                                             gene_ids=item.case.gene_ids, config=config),
+                    shot_labels, seed)
             else:
-                predictions, reliability = _scdeal_predictions(unit, item, fit_seed, bulk, config)
+                predictions, reliability = _scdeal_predictions(unit, item, fit_seed, bulk, config,
+                                                               shot_labels)
                 outputs.update(predictions)
         except Exception as exc:  # noqa: BLE001 - one failed row must not end the benchmark
             log.debug("row failed", exc_info=True)
@@ -337,11 +421,12 @@ def _run_unit(unit: list[Method], item: PreparedCase, seed: int, bulk: BulkData,
             row[name] = np.nan if value is None else value
         if method.name in outputs:
             try:
-                row.update(score(outputs[method.name], item.labels))
+                row.update(score(outputs[method.name], truth))
             except ScdealError as exc:  # e.g. every cell removed by preprocessing
                 row["error"] = str(exc)
         row.update(
-            case=item.case.name, method=method.name, seed=seed, drug=item.drug,
+            case=item.case.name, method=method.name, seed=seed, shots=len(shot_labels) // 2,
+            drug=item.drug,
             wall_s=wall_s, peak_mem_mb=memory.increase_mb, peak_rss_mb=memory.peak_mb,
             shared_fit=",".join(m.name for m in unit) if len(unit) > 1 else "",
             model_seed=fit_seed,
@@ -352,20 +437,28 @@ def _run_unit(unit: list[Method], item: PreparedCase, seed: int, bulk: BulkData,
 
 
 def _scdeal_predictions(unit: list[Method], item: PreparedCase, seed: int, bulk: BulkData,
-                        config: ScDealConfig) -> tuple[dict[str, pd.Series], dict[str, Any]]:
+                        config: ScDealConfig, shot_labels: pd.Series | None = None,
+                        ) -> tuple[dict[str, pd.Series], dict[str, Any]]:
     variant = unit[0]
     changes = dict(variant.overrides)
+    labelled = shot_labels if shot_labels is not None and len(shot_labels) else None
     if all(m.output == "pre" for m in unit):
         # Only the pre-transfer model is scored: skip the transfer. The pre-transfer network
-        # is snapshotted before the transfer step, so the scores are the same either way.
+        # is snapshotted before the transfer step, so the scores are the same either way;
+        # it never learns from labelled cells.
         changes["transfer"] = False
+        labelled = None
     model = ScDEAL(config.replace(**changes, seed=seed))
     features = item.features.copy()
-    model.fit(features, item.drug, bulk=bulk, gene_ids=item.case.gene_ids)
+    model.fit(features, item.drug, bulk=bulk, gene_ids=item.case.gene_ids, labelled=labelled)
     out = model.predict(features, copy=True)
     column = {"post": "sens_preds", "pre": "sens_preds_pret"}
+    # Share of members whose (label-free) early stopping kept a transfer epoch rather than
+    # the state before the transfer: only those learnt anything from labelled cells.
+    transfer = [h for h in model.training["history"] if h["stage"] == "transfer"]
+    kept = float(np.mean([h["best_epoch"] > 0 for h in transfer])) if transfer else None
     return ({m.name: out.obs[column[m.output]].astype(float) for m in unit},
-            model.reliability or {})
+            {**(model.reliability or {}), "transfer_kept": kept})
 
 
 def _baseline_predictions(baseline: Baseline, item: PreparedCase, seed: int, bulk: BulkData,

@@ -53,6 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--data-dir",
                         help="folder that relative target paths in the case file are relative "
                              "to (default: the first SCDEAL_DATA_DIR folder holding each file)")
+    parser.add_argument("--shots", type=int, default=0, metavar="K",
+                        help="K labelled cells per class drawn at random per case and seed "
+                             "(seeded by both) and handed to the methods that learn from "
+                             "labelled cells (scdeal, logreg_shots, bulk_plus_shots; 'all' "
+                             "then includes the last two); every method is scored on the "
+                             "remaining cells only. Default 0: no labelled cells")
     parser.add_argument("--config-overrides", metavar="JSON",
                         help="scDEAL configuration changes applied to every variant, e.g. "
                              "'{\"pretrain_epochs\": 5}' for a quick run")
@@ -79,6 +85,8 @@ def _command(args: argparse.Namespace) -> str:
     parts = ["scdeal", "benchmark", "--cases", args.cases, "--methods", args.methods,
              "--seeds", str(args.seeds), "--ablation-seeds", str(args.ablation_seeds),
              "--jobs", str(args.jobs), "--out", args.out]
+    if args.shots:
+        parts += ["--shots", str(args.shots)]
     if args.data_dir:
         parts += ["--data-dir", args.data_dir]
     if args.config_overrides:
@@ -89,6 +97,8 @@ def _command(args: argparse.Namespace) -> str:
 def _progress_line(row: dict, number: int, total: int) -> str:
     width = len(str(total))
     text = f"[{number:>{width}}/{total}] {row['case']:<12} {row['method']:<20} seed {row['seed']}"
+    if row.get("shots"):
+        text += f" K {row['shots']}"
     if row["error"]:
         return f"{text}  FAILED: {row['error']}"
     shared = " (shared fit)" if row["shared_fit"] else ""
@@ -109,6 +119,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         write_outputs,
         write_results,
     )
+    from ..benchmark.methods import ShotsBaseline
     from ..benchmark.runner import base_config
     from ..errors import ScdealError
 
@@ -120,16 +131,25 @@ def _benchmark(args: argparse.Namespace) -> int:
         args.jobs = _default_jobs()
     if args.jobs < 1:
         raise ScdealError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.shots < 0:
+        raise ScdealError(f"--shots must be 0 or more, got {args.shots}")
     overrides = _parse_overrides(args.config_overrides)
     base_config(overrides)  # reject unknown keys before reading anything
-    methods = parse_methods(args.methods)
+    methods = parse_methods(args.methods, shots=args.shots)
+    if args.shots == 0:
+        needy = [m.name for m in methods
+                 if isinstance(m, ShotsBaseline) and not m.with_bulk]
+        if needy:
+            print(f"scdeal benchmark: skipping {', '.join(needy)}: it learns from labelled "
+                  "cells only; give --shots K >= 1", file=sys.stderr)
+            methods = [m for m in methods if m.name not in needy]
     cases = read_cases(args.cases, data_dir=args.data_dir)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ScdealError(f"--out {out} is a file; give a folder")
     info = RunInfo(command=_command(args), seeds=list(range(args.seeds)),
                    config_overrides=overrides, ablation_seeds=args.ablation_seeds,
-                   jobs=args.jobs)
+                   jobs=args.jobs, shots=args.shots)
     rows: list[dict] = []
 
     def on_row(row: dict, number: int, total: int) -> None:
@@ -146,7 +166,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     try:
         table = run_benchmark(cases, methods, seeds=info.seeds,
                               ablation_seeds=args.ablation_seeds, config_overrides=overrides,
-                              jobs=args.jobs, on_row=on_row)
+                              jobs=args.jobs, on_row=on_row, shots=args.shots)
     finally:
         package_logger.setLevel(level)
     info.wall_s = time.perf_counter() - started

@@ -36,8 +36,25 @@ def add_target_arguments(parser: argparse.ArgumentParser, *, labels: bool = True
 def read_target_from_args(args: argparse.Namespace):
     from ..data.singlecell import read_target
 
-    return read_target(args.target, sep=args.sep, label_key=getattr(args, "label_key", None),
+    labelled_key = getattr(args, "labelled_key", None)
+    label_key = getattr(args, "label_key", None)
+    extra = [labelled_key] if labelled_key and labelled_key != label_key else []
+    return read_target(args.target, sep=args.sep, label_key=label_key, obs_columns=extra,
                        orientation=args.orientation.replace("-", "_"))
+
+
+SCORED_UNLABELLED = "cells not in --labelled-key"
+
+
+def check_label_columns(args: argparse.Namespace) -> None:
+    """--label-key scores, --labelled-key trains: the same column would leave nothing to
+    score (every cell labelled in it trains the model)."""
+    from ..errors import ScdealError
+
+    if args.labelled_key and args.label_key == args.labelled_key:
+        raise ScdealError(f"--label-key and --labelled-key both name {args.label_key!r}: every "
+                          "cell labelled there trains the model, so none is left to score; "
+                          "give --label-key a column with the labels of other cells, or drop it")
 
 
 def label_map_from_args(args: argparse.Namespace):
@@ -73,6 +90,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "DIR/run.json and (with --label-key) DIR/metrics.json.")
     parser.add_argument("--drug", required=True, help="drug name (GDSC spelling or close to it)")
     add_target_arguments(parser)
+    parser.add_argument("--labelled-key", metavar="COL",
+                        help="obs column (or table column) with the known response of a few "
+                             "cells (values as for --label-map; empty = unknown): those cells "
+                             "are trained on (their cross-entropy joins the transfer loss; "
+                             "early stopping does not use them), the rest are predicted. With "
+                             "--label-key, only cells not labelled in COL are scored")
     parser.add_argument("--config", help="JSON or TOML file of configuration keys")
     parser.add_argument("--preset", help="named configuration, e.g. default, paper_GSE112274")
     parser.add_argument("--seed", type=int, help="random seed (default: the configuration's, 0)")
@@ -99,6 +122,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.backed:
         return _run_backed(args)
+    check_label_columns(args)
     started = time.perf_counter()
     config = config_from_args(args)
     t0 = time.perf_counter()
@@ -109,16 +133,70 @@ def _run(args: argparse.Namespace) -> int:
         from ..data.labels import binary_labels
 
         binary_labels(adata.obs, args.label_key, label_map)
+    known = None
+    if args.labelled_key:
+        from ..model.prepare import cell_labels
+
+        known = cell_labels(adata.obs, args.labelled_key, label_map)
+        if args.label_key:
+            check_scorable(adata.obs, args.label_key, label_map, known)
     read_s = time.perf_counter() - t0
     model = ScDEAL(config, cache=not args.no_cache)
-    model.fit(adata, args.drug, gene_ids=args.gene_ids, progress=not args.quiet)
+    model.fit(adata, args.drug, gene_ids=args.gene_ids, progress=not args.quiet,
+              labelled=args.labelled_key, label_map=label_map)
     t0 = time.perf_counter()
-    model.predict(adata, label_key=args.label_key, label_map=label_map)
+    model.predict(adata, label_key=None if known is not None else args.label_key,
+                  label_map=label_map)
+    if known is not None and args.label_key:
+        _score_unlabelled(adata, args.label_key, label_map, known)
     predict_s = time.perf_counter() - t0
     write_run(Path(args.out), model, adata, read_s=read_s, predict_s=predict_s,
               started=started, command="run")
     _print_result(model, adata.n_obs, adata.uns["scdeal"], args.out)
     return 0
+
+
+def check_scorable(obs, label_key: str, label_map, known) -> None:
+    """Before training: the cells left to score (labelled in ``label_key``, not in ``known``)
+    must hold both classes."""
+    from ..data.labels import binary_labels
+    from ..errors import ScdealError
+
+    y = binary_labels(obs, label_key, label_map)[known.reindex(obs.index).isna().to_numpy()]
+    n_sens, n_res = int((y == 1).sum()), int((y == 0).sum())
+    if min(n_sens, n_res) == 0:
+        raise ScdealError(f"the cells not in --labelled-key have {n_sens} sensitive and {n_res} "
+                          f"resistant labels in {label_key!r}: scoring needs both; label other "
+                          "cells in --label-key, or drop it")
+
+
+def _score_unlabelled(adata, label_key: str, label_map, known) -> None:
+    """Metrics of ``adata``'s predictions against ``obs[label_key]`` on the cells NOT labelled
+    in ``known`` (they trained the model), written into ``uns['scdeal']``."""
+    from .._io import uns_safe
+
+    info = json.loads(adata.uns["scdeal"]["summary_json"])
+    info.update(unlabelled_metrics(adata.obs, label_key, label_map, known,
+                                   adata.obs["sens_preds"].to_numpy("float32"),
+                                   adata.obs["sens_preds_pret"].to_numpy("float32")))
+    uns = uns_safe(info)
+    uns["summary_json"] = json.dumps(info)
+    adata.uns["scdeal"] = uns
+
+
+def unlabelled_metrics(obs, label_key: str, label_map, known, p, p_pre) -> dict:
+    """:func:`~scdeal.model.metrics.label_metrics` on the cells with no value in ``known`` (the
+    training labels), with ``scored`` saying so: the cells that trained the model are never
+    scored."""
+    import numpy as np
+
+    from ..model.metrics import label_metrics
+
+    used = known.reindex(obs.index).notna().to_numpy()
+    p, p_pre = np.where(used, np.nan, p), np.where(used, np.nan, p_pre)
+    out = label_metrics(obs, label_key, label_map, p, p_pre)
+    out["scored"] = SCORED_UNLABELLED
+    return out
 
 
 def _run_backed(args: argparse.Namespace) -> int:
@@ -130,24 +208,38 @@ def _run_backed(args: argparse.Namespace) -> int:
     from ..model.metrics import label_metrics
     from ..model.prepare import training_rows
 
+    check_label_columns(args)
     started = time.perf_counter()
     config = config_from_args(args)
     t0 = time.perf_counter()
     obs = file_obs(args.target)
     n = len(obs)
-    rows = training_rows(n, config.max_training_cells, config.seed)
-    sample = read_rows(args.target, rows)
     label_map = label_map_from_args(args)
+    for key in (args.label_key, args.labelled_key):
+        if key and key not in obs:
+            raise ScdealError(f"{args.target} has no obs column {key!r}; its "
+                              f"columns: {', '.join(map(str, obs.columns)) or 'none'}")
+    known = keep = None
+    if args.labelled_key:
+        import numpy as np
+
+        from ..model.prepare import cell_labels
+
+        known = cell_labels(obs, args.labelled_key, label_map)
+        keep = np.flatnonzero(known.notna().to_numpy())
+        if args.label_key:
+            check_scorable(obs, args.label_key, label_map, known)
+    # The labelled cells are always in the training sample (the helper fit uses too).
+    rows = training_rows(n, config.max_training_cells, config.seed, keep=keep)
+    sample = read_rows(args.target, rows)
     if args.label_key:
-        if args.label_key not in sample.obs:
-            raise ScdealError(f"{args.target} has no obs column {args.label_key!r}; its "
-                              f"columns: {', '.join(map(str, sample.obs.columns)) or 'none'}")
         from ..data.labels import binary_labels
 
         binary_labels(sample.obs, args.label_key, label_map)
     read_s = time.perf_counter() - t0
     model = ScDEAL(config, cache=not args.no_cache)
-    model.fit(sample, args.drug, gene_ids=args.gene_ids, progress=not args.quiet)
+    model.fit(sample, args.drug, gene_ids=args.gene_ids, progress=not args.quiet,
+              labelled=args.labelled_key, label_map=label_map)
     if rows is not None:  # fit saw the sample only; it is a sample of the file
         model.training["training_sample"] = {"cells": len(rows), "of": n}
     del sample
@@ -157,9 +249,11 @@ def _run_backed(args: argparse.Namespace) -> int:
         obs[column] = predicted.obs[column].to_numpy()
     info = model.summary()
     if args.label_key:
-        info.update(label_metrics(obs, args.label_key, label_map,
-                                  obs["sens_preds"].to_numpy("float32"),
-                                  obs["sens_preds_pret"].to_numpy("float32")))
+        p, p_pre = (obs[c].to_numpy("float32") for c in ("sens_preds", "sens_preds_pret"))
+        if known is not None:
+            info.update(unlabelled_metrics(obs, args.label_key, label_map, known, p, p_pre))
+        else:
+            info.update(label_metrics(obs, args.label_key, label_map, p, p_pre))
     uns = uns_safe(info)
     uns["summary_json"] = json.dumps(info)
     predict_s = time.perf_counter() - t0
@@ -180,8 +274,9 @@ def _print_result(model, n_obs: int, info: dict, out) -> None:
     print_reliability(model)
     if "metrics" in info:
         m = info["metrics"]
+        scored = f" on {m['n_cells']} {info['scored']}" if "scored" in info else ""
         print(f"  AUROC {m['auroc']:.3f}  AP {m['ap']:.3f} (prevalence {m['prevalence']:.3f})  "
-              f"F1 {m['f1']:.3f}  MCC {m['mcc']:.3f}")
+              f"F1 {m['f1']:.3f}  MCC {m['mcc']:.3f}{scored}")
 
 
 def print_reliability(model) -> None:
@@ -222,4 +317,6 @@ def write_run(out: Path, model, adata, *, read_s: float, predict_s: float, start
         if "metrics" in info:
             metrics = {**info["metrics"], "before_transfer": info["metrics_before_transfer"],
                        "label_key": info["label_key"]}
+            if "scored" in info:  # cells labelled for training are not scored
+                metrics["scored"] = info["scored"]
             (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))

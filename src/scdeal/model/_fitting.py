@@ -291,10 +291,50 @@ def _load_extractor(cfg: ScDealConfig, n_genes: int, tensors: dict,
     return extractor.to(device).eval()
 
 
+def cell_split(n: int, fraction: float, at_most: int, seed: int,
+               labelled: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the cells a member trains on and of those it holds out for early
+    stopping (both sorted): a seeded ``fraction`` of them held out (:func:`held_out_size`).
+
+    Cells of known label (``labelled``, positions) are never held out: they are drawn from the
+    same seeded order with the labelled cells skipped, so without labelled cells the split is
+    what it always was.
+
+    Examples
+    --------
+    >>> train, val = cell_split(10, 0.2, 100, seed=0)
+    >>> len(train), len(val), sorted([*train, *val]) == list(range(10))
+    (8, 2, True)
+    >>> train, val = cell_split(10, 0.2, 100, seed=0, labelled=np.array(val))
+    >>> len(val), bool(np.isin([*cell_split(10, 0.2, 100, seed=0)[1]], train).all())
+    (2, True)
+    """
+    from ..errors import ScdealError
+
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = held_out_size(n, fraction, at_most)
+    if labelled is not None and len(labelled):
+        known = np.zeros(n, dtype=bool)
+        known[labelled] = True
+        candidates = order[~known[order]]
+        if len(candidates) < 2:
+            raise ScdealError(f"{int(known.sum())} of the {n} cells are labelled; at least 2 "
+                              "must stay unlabelled (they are held out for early stopping)")
+        n_val = min(n_val, len(candidates))
+        val = np.sort(candidates[:n_val])
+        return np.setdiff1d(np.arange(n), val), val
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
 def fit_member(model, labelled: prep.BulkSplit, Xs: prep.CellRows, seed: int,
-               shared: SharedStages, device: torch.device, bar: _Progress) -> tuple[Member, dict]:
+               shared: SharedStages, device: torch.device, bar: _Progress,
+               known: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[Member, dict]:
     """Train one ensemble member of ``model`` (its configuration, drug and genes) from the
-    shared pre-trained extractors: its own bulk split, predictor, batches and transfer."""
+    shared pre-trained extractors: its own bulk split, predictor, batches and transfer.
+
+    ``known``: positions in ``Xs`` of cells with a known label, and the labels (1/0). They
+    are kept in the member's training cells and their cross-entropy joins the transfer loss
+    (:func:`scdeal.model._training.train_transfer`)."""
     cfg = model.config.replace(seed=seed)
     generator = torch.Generator().manual_seed(seed)
     # Members may train side by side in threads: everything random below draws from this
@@ -309,9 +349,8 @@ def fit_member(model, labelled: prep.BulkSplit, Xs: prep.CellRows, seed: int,
     yb = split.y.to_numpy()
     Xb_train_rs, yb_train_rs = prep.resample(Xb[split.train], yb[split.train], cfg.sampling,
                                              seed)
-    order = np.random.default_rng(seed).permutation(len(Xs))
-    n_val = held_out_size(len(Xs), cfg.target_val_fraction, cfg.max_validation_cells)
-    s_val, s_train = np.sort(order[:n_val]), np.sort(order[n_val:])
+    s_train, s_val = cell_split(len(Xs), cfg.target_val_fraction, cfg.max_validation_cells,
+                                seed, None if known is None else known[0])
 
     def tensor(a):
         return torch.as_tensor(a, device=device)
@@ -369,7 +408,11 @@ def fit_member(model, labelled: prep.BulkSplit, Xs: prep.CellRows, seed: int,
                 clusters_train=None if clusters is None else clusters[s_train],
                 clusters_val=None if clusters is None else clusters[s_val],
                 anchor_train=None if anchor is None else anchor[s_train],
-                anchor_val=None if anchor is None else anchor[s_val], progress=bar)
+                anchor_val=None if anchor is None else anchor[s_val],
+                labelled_train=None if known is None else (
+                    torch.as_tensor(np.searchsorted(s_train, known[0]), device=device),
+                    torch.as_tensor(known[1], dtype=torch.long, device=device)),
+                progress=bar)
     target_net = DrugResponseNet(target_extractor, bulk_net.predictor).eval()
     bulk_net.eval()
     timings["transfer"] = time.perf_counter() - t0

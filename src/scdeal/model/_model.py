@@ -56,7 +56,8 @@ class ScDEAL:
     or VAE), and a response predictor P shared by both domains. :meth:`fit` pre-trains M_b and
     M_s on reconstruction, trains P on GDSC labels of one drug, then runs the DaNN transfer
     (cross-entropy on bulk + MMD between bulk and cell embeddings). Target labels are never
-    used in training or model selection.
+    used in model selection, and in training only when the user gives the labels of a few
+    cells (``fit(..., labelled=...)``).
 
     The pre-training depends on no drug: M_b learns from the expression of every GDSC line
     (never their responses) and M_s from the cells. Both, and the cells' clusters, are stored
@@ -142,7 +143,8 @@ class ScDEAL:
 
     def fit(
         self, adata: AnnData, drug: str, *, bulk: BulkData | None = None, gene_ids: str = "auto",
-        progress: bool = False,
+        progress: bool = False, labelled: str | pd.Series | None = None,
+        label_map: dict | None = None,
     ) -> ScDEAL:
         """Train on GDSC cell lines for ``drug`` and transfer to the cells of ``adata``.
 
@@ -151,7 +153,7 @@ class ScDEAL:
         adata
             Target cells x genes: counts, normalised or scaled values (see
             :class:`scdeal.data.preprocess.PreprocessConfig`). Labels are not needed and, if
-            present, are not read.
+            present, are not read (unless ``labelled`` names them).
         drug
             Drug name; GDSC spellings are matched loosely (``PLX4720`` -> ``PLX-4720``).
         bulk
@@ -160,33 +162,77 @@ class ScDEAL:
             Identifier type of ``adata.var_names``: auto, symbol, entrez, ensembl, ...
         progress
             Show progress bars.
+        labelled
+            Cells whose response is known (e.g. untreated parental controls, a few confirmed
+            resistant cells): the name of an obs column, or a Series indexed by obs names.
+            Cells with a value are trained on, the others (NaN or empty) only predicted.
+            Values map to 1 (sensitive) / 0 (resistant) as in
+            :func:`scdeal.data.labels.binary_labels`, with ``label_map``. Their cross-entropy
+            joins the transfer loss (weight ``labelled_weight``, see :class:`ScDealConfig`);
+            they are never among the cells held out for early stopping, and the model
+            selection (the epoch kept) does not use their labels:
+            ``training["labelled_cells"]`` records their counts (``n``, ``sensitive``,
+            ``resistant``), the column (``key``), ``used_in_model_selection: False`` and
+            ``members_kept_transfer``: the members whose early stopping kept a transfer
+            epoch; in a member that kept the state before the transfer (epoch 0), the
+            labelled cells changed nothing (a warning says so when that is every member). The pre-transfer predictions stay bulk-only.
+            Refused, one line each: an unknown column, no labelled cell (an all-empty
+            column), labels of one class only, labelled cells that preprocessing removed
+            (QC ``min_genes`` etc.). ``None`` (default): a fit exactly as without this
+            argument, and ``training["labelled_cells"]`` is None. To score the fit, score
+            other cells: :meth:`predict` with ``label_key`` scores every cell labelled there,
+            these ones included (``scdeal run --labelled-key`` leaves them out).
+        label_map
+            Label value -> 1/0 for ``labelled`` (default: 0/1 or sensitive/resistant).
         """
         with _torch_threads(self.config.num_threads):
-            return self._fit(adata, drug, bulk=bulk, gene_ids=gene_ids, progress=progress)
+            return self._fit(adata, drug, bulk=bulk, gene_ids=gene_ids, progress=progress,
+                             labelled=labelled, label_map=label_map)
 
     def _fit(self, adata: AnnData, drug: str, *, bulk: BulkData | None, gene_ids: str,
-             progress: bool) -> ScDEAL:
+             progress: bool, labelled: str | pd.Series | None = None,
+             label_map: dict | None = None) -> ScDEAL:
         cfg = self.config
         device = self._device()
         timings: dict[str, float] = {}
         start = time.perf_counter()
+        known_labels = None
+        if labelled is not None:  # checked before anything is loaded or trained
+            known_labels = prep.cell_labels(adata.obs, labelled, label_map)
+            if not cfg.transfer:
+                raise ScdealError("labelled cells train through the transfer step, which "
+                                  "transfer=False skips; set transfer=True or drop the labels")
         if bulk is None:
             from ..data.gdsc import load_gdsc
 
             bulk = load_gdsc()
         self.drug = bulk.resolve_drug(drug)
-        bulk_expr, bulk_gene_summary, target, Xs = self._training_data(adata, bulk, gene_ids)
+        keep = None if known_labels is None else np.flatnonzero(known_labels.notna().to_numpy())
+        bulk_expr, bulk_gene_summary, target, Xs = self._training_data(adata, bulk, gene_ids,
+                                                                       keep=keep)
+        known, labelled_summary = None, None
+        if known_labels is not None:
+            known = _known_positions(known_labels, target.obs_names)
+            labelled_summary = {
+                "n": len(known[0]), "sensitive": int(known[1].sum()),
+                "resistant": int((known[1] == 0).sum()),
+                "key": labelled if isinstance(labelled, str) else None,
+                "used_in_model_selection": False}
+            log.info("training with %d labelled cells (%d sensitive, %d resistant)",
+                     labelled_summary["n"], labelled_summary["sensitive"],
+                     labelled_summary["resistant"])
         timings["load_and_preprocess"] = time.perf_counter() - start
 
         # The drug's labelled lines, checked before any training.
-        labelled = prep.drug_labels(bulk, self.drug, cfg, bulk_expr)
+        bulk_lines = prep.drug_labels(bulk, self.drug, cfg, bulk_expr)
         bar = _Progress(progress)
         shared = fitting.fit_shared(self, bulk_expr, Xs, device, bar, self._cache_store())
         timings.update(shared.timings)
         log.info("pre-trained extractors (drug-independent): bulk %s, cells %s",
                  *(_CACHE_WORDS[shared.cache[s]] for s in ("bulk_extractor", "target_extractor")))
         def member(index: int):
-            return fitting.fit_member(self, labelled, Xs, cfg.seed + index, shared, device, bar)
+            return fitting.fit_member(self, bulk_lines, Xs, cfg.seed + index, shared, device,
+                                      bar, known=known)
 
         threads = min(cfg.member_threads, cfg.n_models, usable_cores())
         if threads > 1:
@@ -205,6 +251,17 @@ class ScDEAL:
         self.members = members
         self._assemble()
 
+        if labelled_summary is not None:
+            # The transfer keeps its best epoch by a label-free loss; a member that kept the
+            # state before its first epoch learnt nothing from the labelled cells.
+            kept = sum(h["best_epoch"] > 0 for r in reports for h in r["history"]
+                       if h["stage"] == "transfer")
+            labelled_summary["members_kept_transfer"] = int(kept)
+            if kept == 0:
+                log.warning("scdeal: the transfer's early stopping (which does not use labels) "
+                            "kept the state before the first transfer epoch in every member: "
+                            "the labelled cells changed nothing; try more transfer_epochs or "
+                            "patience, or a larger labelled_weight")
         first = reports[0]
         bulk_test = {key: float(np.mean([r["bulk_test_metrics"][key] for r in reports]))
                      for key in first["bulk_test_metrics"]}
@@ -219,6 +276,7 @@ class ScDEAL:
             "preprocess": target.uns.get("scdeal_preprocess", {}),
             "n_target_cells": int(len(Xs)),
             "training_sample": self.training_sample,
+            "labelled_cells": labelled_summary,
             "n_bulk_genes": len(self.bulk_genes),
             "n_target_genes": len(self.target_genes),
             "gene_selection": self.gene_selection,
@@ -244,13 +302,15 @@ class ScDEAL:
         self.warn_if_unreliable()
         return self
 
-    def _training_data(self, adata: AnnData, bulk: BulkData, gene_ids: str):
+    def _training_data(self, adata: AnnData, bulk: BulkData, gene_ids: str,
+                       keep: np.ndarray | None = None):
         """GDSC expression and the standardised cells on the model's gene spaces (sets
-        ``gene_ids``, ``bulk_genes``, ``target_genes`` and ``target_scaler``)."""
+        ``gene_ids``, ``bulk_genes``, ``target_genes`` and ``target_scaler``). ``keep``:
+        positions of cells that must be in the training sample (labelled cells)."""
         cfg = self.config
         self.gene_ids = gene_ids
         bulk_expr, bulk_gene_summary = prep.bulk_expression_on_symbols(bulk)
-        rows = prep.training_rows(adata.n_obs, cfg.max_training_cells, cfg.seed)
+        rows = prep.training_rows(adata.n_obs, cfg.max_training_cells, cfg.seed, keep=keep)
         self.training_sample = None
         if rows is not None:
             log.info("training on a random %d of the %d cells (max_training_cells); every "
@@ -547,6 +607,22 @@ class ScDEAL:
         model = persistence.load_model(cls, path, device=device)
         model.warn_if_unreliable()
         return model
+
+
+def _known_positions(labels: pd.Series, names: pd.Index) -> tuple[np.ndarray, np.ndarray]:
+    """Positions among the preprocessed cells ``names`` of the labelled cells of ``labels``
+    (1.0/0.0/NaN by obs name), and their labels; refuses labelled cells that preprocessing
+    removed."""
+    known = labels.dropna()
+    pos = names.get_indexer(known.index)
+    lost = int((pos < 0).sum())
+    if lost:
+        raise ScdealError(
+            f"{lost} of the {len(known)} labelled cells were removed by preprocessing (quality "
+            "control, e.g. fewer than min_genes expressed genes); lower "
+            "preprocess.min_genes or drop the labels of those cells")
+    order = np.argsort(pos)
+    return pos[order], known.to_numpy()[order].astype(np.int64)
 
 
 @contextlib.contextmanager

@@ -5,8 +5,10 @@
 3. DaNN transfer: CE(P(M_b(x_b)), y_b) + alpha * MMD^2(M_b(x_b), M_s(x_s)) [+ cluster term].
 
 Every stage keeps the weights of its best validation epoch and stops early after ``patience``
-epochs without improvement. No stage ever sees target labels: the transfer's validation loss is
-the bulk validation CE plus the MMD between bulk validation lines and held-out target cells.
+epochs without improvement. Model selection never sees target labels: the transfer's validation
+loss is the bulk validation CE plus the MMD between bulk validation lines and held-out target
+cells. Target labels enter training only when the user gives some (``fit(labelled=...)``):
+then the transfer's training loss has a cross-entropy term on those cells.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ log = logging.getLogger(__name__)
 # The MMD on validation data is computed on at most this many cells of each domain: the
 # kernel matrix is quadratic in the sample size.
 MAX_MMD_VALIDATION = 1024
+# The labelled cells' mini-batches are drawn from a generator seeded seed + this, apart from
+# the cell and bulk batches (which are then the same as in a fit without labelled cells).
+LABELLED_SEED_OFFSET = 104729
 
 
 @dataclass
@@ -253,7 +258,8 @@ def train_transfer(
     Xb_train: Tensor, yb_train: Tensor, Xb_val: Tensor, yb_val: Tensor,
     Xs_train: Tensor, Xs_val: Tensor, config: ScDealConfig, generator: torch.Generator, *,
     clusters_train: Tensor | None = None, clusters_val: Tensor | None = None,
-    anchor_train: Tensor | None = None, anchor_val: Tensor | None = None, progress=None,
+    anchor_train: Tensor | None = None, anchor_val: Tensor | None = None,
+    labelled_train: tuple[Tensor, Tensor] | None = None, progress=None,
 ) -> StageHistory:
     """DaNN transfer (paper Eq. 5), optionally with the cluster-consistency term.
 
@@ -265,6 +271,13 @@ def train_transfer(
     predictions near the bulk-supervised ones. ``transfer_update="all"`` optimises M_b, M_s and P together (the paper);
     ``"target_only"`` optimises M_s alone (the original code), with M_b and P frozen in eval
     mode so that their BatchNorm statistics do not drift either.
+
+    ``labelled_train`` (positions in ``Xs_train``, their labels 1/0): cells of known response.
+    Each step then also encodes the next mini-batch of them (at most ``batch_size``, from a
+    shuffled cycle over all of them, drawn from a generator of their own so the other draws
+    are unchanged) together with the cell batch, and adds ``labelled_weight`` * CE(P(M_s(x_l)),
+    y_l) to the loss; the MMD and cluster terms see the cell batch only, as without labels.
+    The validation loss, and so the epoch kept, never uses these labels.
     """
     predictor, bulk_extractor = bulk_net.predictor, bulk_net.extractor
     update_all = config.transfer_update == "all"
@@ -297,17 +310,33 @@ def train_transfer(
 
     cell_epochs = EpochRows(len(Xs_train), config.batch_size, config.max_cells_per_epoch,
                             generator)
+    if labelled_train is not None:
+        labelled_rows, labelled_y = labelled_train
+        labelled_batches = _cycle_batches(
+            len(labelled_rows), config.batch_size,
+            torch.Generator().manual_seed(config.seed + LABELLED_SEED_OFFSET))
+        parts["train_labelled_ce"] = []
 
     def train_epoch() -> float:
         set_modes()
         total, n_seen = 0.0, 0
+        labelled_total = 0.0
         for idx in cell_epochs.next_epoch():
             xb_idx = next(bulk_batches)
             xs = Xs_train[idx]
             emb_b = bulk_extractor.encode(Xb_train[xb_idx])
-            emb_s = target_extractor.encode(xs)
+            if labelled_train is None:
+                emb_s = target_extractor.encode(xs)
+            else:  # one pass: the labelled cells share the batch's BatchNorm statistics
+                lab = next(labelled_batches)
+                emb_all = target_extractor.encode(torch.cat([xs, Xs_train[labelled_rows[lab]]]))
+                emb_s, emb_l = emb_all[:len(idx)], emb_all[len(idx):]
             loss = classification_loss(predictor(emb_b), yb_train[xb_idx])
             loss = loss + alpha * mmd(emb_b, emb_s)
+            if labelled_train is not None:
+                ce_l = classification_loss(predictor(emb_l), labelled_y[lab])
+                loss = loss + config.labelled_weight * ce_l
+                labelled_total += ce_l.item() * len(idx)
             if (beta > 0 and clusters_train is not None) or gamma > 0:
                 prob_s = sensitive_probability(predictor(emb_s))
             if beta > 0 and clusters_train is not None:
@@ -319,6 +348,8 @@ def train_transfer(
             optimizer.step()
             total += loss.item() * len(idx)
             n_seen += len(idx)
+        if labelled_train is not None:
+            parts["train_labelled_ce"].append(labelled_total / n_seen)
         return total / n_seen
 
     def validate() -> float:

@@ -65,6 +65,11 @@ class ScDealConfig:
         uses ``mmd_n_kernels`` Gaussian kernels around the median heuristic; ``"single"`` one
         kernel of fixed ``mmd_bandwidth``. ``transfer_update="all"`` updates M_b, M_s and P (the
         paper); ``"target_only"`` updates M_s alone (the original code).
+    Labelled cells (only when :meth:`scdeal.ScDEAL.fit` is given ``labelled``)
+        the transfer loss gains ``labelled_weight`` * CE(P(M_s(x_l)), y_l) over a mini-batch
+        of the labelled training cells (at most ``batch_size``, cycling through them) at every
+        step; they stay ordinary cells for the MMD and cluster terms too. Early stopping does
+        not use their labels. Without labelled cells this field changes nothing.
     """
 
     # architecture
@@ -122,6 +127,8 @@ class ScDealConfig:
     # KL of the cells' transferred predictions from their pre-transfer ones (0: off); see
     # benchmarks/README.md, "Reliability", for what it was measured to do.
     consistency_weight: float = 0.0
+    # cross-entropy of the labelled cells, when fit() is given some (see the docstring)
+    labelled_weight: float = 1.0
     # target preprocessing
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     # ensemble: n_models separately seeded networks (seeds seed, seed+1, ...), averaged
@@ -260,6 +267,7 @@ _RULES: dict[str, tuple[Any, str]] = {
     "cluster_weight": _NON_NEGATIVE,
     "cluster_resolution": _POSITIVE,
     "consistency_weight": _NON_NEGATIVE,
+    "labelled_weight": _NON_NEGATIVE,
     "n_models": _WHOLE_POSITIVE,
     "seed": (_at_least(0, whole=True), "a whole number >= 0"),
     "num_threads": _WHOLE_POSITIVE,

@@ -73,12 +73,17 @@ class Standardizer:
         return out
 
 
-def training_rows(n_cells: int, max_cells: int, seed: int) -> np.ndarray | None:
+def training_rows(n_cells: int, max_cells: int, seed: int,
+                  keep: np.ndarray | None = None) -> np.ndarray | None:
     """The cells a fit trains on when there are more than ``max_cells``: a seeded random
     ``max_cells`` of them, in file order (``None``: all cells).
 
     Training visits at most ``max_cells_per_epoch`` cells per epoch for a bounded number of
     epochs, so a larger sample would mostly go unseen; it would only cost memory.
+
+    ``keep`` (positions, e.g. the cells with a known label) are always in the sample; the rest
+    of it is a seeded random draw from the other cells. Without ``keep`` (or an empty one) the
+    sample is the same as before ``keep`` existed.
 
     Examples
     --------
@@ -87,10 +92,73 @@ def training_rows(n_cells: int, max_cells: int, seed: int) -> np.ndarray | None:
     >>> rows = training_rows(100_000, 5_000, seed=0)
     >>> len(rows), bool((np.diff(rows) > 0).all())
     (5000, True)
+    >>> rows = training_rows(100_000, 5_000, seed=0, keep=np.array([3, 99_999]))
+    >>> len(rows), bool(np.isin([3, 99_999], rows).all())
+    (5000, True)
     """
     if n_cells <= max_cells:
         return None
-    return np.sort(np.random.default_rng(seed).choice(n_cells, max_cells, replace=False))
+    rng = np.random.default_rng(seed)
+    if keep is None or len(keep) == 0:
+        return np.sort(rng.choice(n_cells, max_cells, replace=False))
+    keep = np.unique(np.asarray(keep, dtype=np.int64))
+    if len(keep) > max_cells:
+        raise ScdealError(f"{len(keep)} labelled cells are more than max_training_cells "
+                          f"({max_cells}) cells a fit trains on; raise max_training_cells or "
+                          "label fewer cells")
+    others = np.setdiff1d(np.arange(n_cells), keep, assume_unique=True)
+    drawn = rng.choice(others, max_cells - len(keep), replace=False)
+    return np.sort(np.concatenate([keep, drawn]))
+
+
+def cell_labels(obs: pd.DataFrame, labelled: str | pd.Series, label_map=None) -> pd.Series:
+    """Known labels of some target cells, for :meth:`scdeal.ScDEAL.fit`'s ``labelled``: 1.0
+    sensitive, 0.0 resistant, NaN unlabelled, indexed like ``obs``.
+
+    ``labelled`` names a column of ``obs``, or is a Series indexed by obs names (names it lacks
+    are unlabelled). Values are mapped by :func:`scdeal.data.labels.binary_labels` with
+    ``label_map``. Refused, in one line each: an unknown column, names that are not cells of
+    ``obs``, no labelled cell, and labelled cells of one class only.
+
+    Examples
+    --------
+    >>> obs = pd.DataFrame({"known": ["sensitive", None, "resistant"]}, index=["a", "b", "c"])
+    >>> cell_labels(obs, "known").tolist()
+    [1.0, nan, 0.0]
+    >>> cell_labels(obs, pd.Series({"c": 1, "a": 0})).tolist()
+    [0.0, nan, 1.0]
+    """
+    from ..data.labels import binary_labels
+
+    if isinstance(labelled, str):
+        if labelled not in obs.columns:
+            raise ScdealError(f"labelled={labelled!r} is not a column of obs (columns: "
+                              f"{', '.join(map(str, obs.columns)) or 'none'}); name the column "
+                              "holding the known labels")
+        what = f"column {labelled!r}"
+        labels = binary_labels(obs, labelled, label_map)
+    elif isinstance(labelled, pd.Series):
+        strangers = labelled.index.difference(obs.index)
+        if len(strangers):
+            raise ScdealError(f"labelled: {len(strangers)} of its names are not cells of the "
+                              f"target (e.g. {strangers[0]!r}); index the Series by obs names")
+        if not labelled.index.is_unique:
+            raise ScdealError("labelled: the Series names a cell twice; give each cell once")
+        what = "the labelled Series"
+        frame = pd.DataFrame({"known": labelled.reindex(obs.index)}, index=obs.index)
+        labels = binary_labels(frame, "known", label_map)
+    else:
+        raise ScdealError(f"labelled must be an obs column name or a pandas Series indexed by "
+                          f"obs names, not {type(labelled).__name__}")
+    n_sens, n_res = int((labels == 1).sum()), int((labels == 0).sum())
+    if n_sens + n_res == 0:
+        raise ScdealError(f"{what} labels no cell; pass labelled=None (no --labelled-key) to "
+                          "fit without labelled cells")
+    if min(n_sens, n_res) == 0:
+        raise ScdealError(f"{what} has {n_sens} sensitive and {n_res} resistant cells: fitting "
+                          "with labelled cells needs labelled cells of both classes; label at "
+                          "least one cell of the other class, or fit without labels")
+    return labels.rename(None)
 
 
 #: Rows per block when cells are encoded or predicted block by block.
