@@ -549,3 +549,17 @@ def test_text_tables_are_read_in_blocks_sparse_when_mostly_zero(tmp_path, monkey
     dense = adata.X.toarray() if sparse else adata.X
     np.testing.assert_array_equal(dense, X.astype(np.float32))
     assert list(adata.obs_names) == cells and list(adata.var_names) == genes
+
+
+def test_text_blocks_numpy_can_not_parse_fall_back_to_pandas(tmp_path, monkeypatch):
+    import scdeal.data.singlecell as singlecell
+
+    monkeypatch.setattr(singlecell, "TEXT_CHUNK_ROWS", 3)
+    rows = [f'"GENE{i}"\t' + "\t".join(str(i * 10 + j) for j in range(4)) for i in range(7)]
+    rows[4] = '"GENE4"\t40\t"41"\t42\t43'  # a quoted value: numpy refuses, pandas reads it
+    path = tmp_path / "t.txt"
+    path.write_text("\t".join(["gene", "c0", "c1", "c2", "c3"]) + "\n" + "\n".join(rows) + "\n")
+    adata = read_target(path, orientation="genes_by_cells")
+    assert list(adata.var_names) == [f"GENE{i}" for i in range(7)]
+    expected = np.array([[i * 10 + j for j in range(4)] for i in range(7)], dtype=np.float32).T
+    np.testing.assert_array_equal(np.asarray(adata.X), expected)
