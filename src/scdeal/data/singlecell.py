@@ -288,8 +288,8 @@ def _read_text(path: Path, ext: str, sep: str | None, orientation: Orientation,
             table = pd.DataFrame(index=pd.Index(rows, dtype=str))
             annotations = [table]
         else:
-            _read_blocks_with_pandas(path, kwargs, index_name, data_cols, annotation, blocks,
-                                     annotations)
+            blocks, annotations = _read_blocks_with_pandas(path, kwargs, index_name,
+                                                           data_cols, annotation)
     except ValueError as err:
         if "could not convert" not in str(err):
             raise ScdealError(f"could not read {path} ({first_line(err)}); check the "
@@ -329,14 +329,16 @@ def _maybe_sparse(block: np.ndarray, previous: list) -> np.ndarray | sp.csr_matr
     return block
 
 
-def _read_blocks_with_pandas(path, kwargs, index_name, data_cols, annotation, blocks,
-                             annotations) -> None:
+def _read_blocks_with_pandas(path, kwargs, index_name, data_cols, annotation) -> tuple:
+    """Value blocks and annotation frames (with the row names) of a table, pandas chunks."""
+    blocks, annotations = [], []
     with pd.read_csv(path, **kwargs) as reader:
         for chunk in reader:
             if index_name is not None:
                 chunk = chunk.set_index(index_name)
             blocks.append(_maybe_sparse(chunk[data_cols].to_numpy(dtype=np.float32), blocks))
             annotations.append(chunk[annotation])  # with the chunk's row names
+    return blocks, annotations
 
 
 def _read_numeric_blocks(path: Path, sep: str, n_values: int) -> tuple:
