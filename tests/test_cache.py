@@ -209,6 +209,38 @@ def test_umap_kernels_are_compiled_once_per_installation(tmp_path):
     assert {"smooth_knn_dist", "compute_membership_strengths"} <= names
 
 
+def test_the_shared_cells_stage_trained_beside_the_members_changes_nothing(
+        bulk, gefitinib_cells, monkeypatch):
+    # With member threads the shared M_s (for the clusters) trains in a thread of its own
+    # while the members start; it draws from torch's global generator, which the members
+    # leave alone, so every number is what the sequential fit gives.
+    import threading
+
+    import scdeal.model._fitting as fitting
+    import scdeal.model._model as model_module
+
+    monkeypatch.setattr(model_module, "usable_cores", lambda: 2)  # also on a 1-core runner
+    where = []
+    leiden = fitting.leiden_clusters
+
+    def spy(*args, **kwargs):
+        where.append(threading.current_thread().name)
+        return leiden(*args, **kwargs)
+
+    monkeypatch.setattr(fitting, "leiden_clusters", spy)
+    fits = [_fit(gefitinib_cells, bulk, "Gefitinib", False, member_threads=threads,
+                 n_models=3, pretrain_epochs=6, patience=3) for threads in (1, 2)]
+    assert where[0] == threading.current_thread().name and where[1].startswith("scdeal-cells")
+    X, _ = fits[0].target_matrix(gefitinib_cells)
+    for one, two in zip(fits[0].members, fits[1].members, strict=True):
+        for net in ("target_net", "pretransfer_net", "bulk_net"):
+            np.testing.assert_array_equal(
+                getattr(one, net).predict_proba(torch.as_tensor(X)).numpy(),
+                getattr(two, net).predict_proba(torch.as_tensor(X)).numpy())
+    same = [json.dumps(f.training["history"]) for f in fits]  # NaN-safe comparison
+    assert same[0] == same[1]
+
+
 def test_members_in_threads_give_the_same_numbers(bulk, gefitinib_cells, tmp_path):
     # Each member draws from its own generators, so training them side by side changes
     # nothing; a second fit with the same seed is identical too.

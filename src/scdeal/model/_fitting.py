@@ -12,7 +12,6 @@ transfer. The loops themselves are in :mod:`scdeal.model._training`.
 from __future__ import annotations
 
 import copy
-import threading
 import time
 from dataclasses import dataclass
 
@@ -37,8 +36,6 @@ from . import prepare as prep
 from ._progress import _Progress
 from .config import ScDealConfig
 from .metrics import classification_metrics
-
-_INIT_LOCK = threading.Lock()
 
 
 @dataclass
@@ -125,19 +122,68 @@ TARGET_FIELDS = ("gene_space", "init_target_from_bulk", "target_val_fraction",
                  "max_cells_per_epoch", "max_validation_cells", "max_cluster_cells")
 
 
-@dataclass
 class SharedStages:
     """The drug-independent stages, trained once per fit (or read from the cache) and
-    copied into every ensemble member."""
+    copied into every ensemble member.
 
-    bulk_extractor: FeatureExtractor
-    bulk_scaler: prep.Standardizer
-    target_extractor: FeatureExtractor | None  # None when nothing needs it
-    clusters: torch.Tensor | None
-    target_from_bulk: bool
-    history: list
-    timings: dict[str, float]
-    cache: dict[str, str]
+    M_b is ready when :func:`fit_shared` returns. The cells' stage (the shared M_s and the
+    clusters) runs when :meth:`start` is called, in a thread of its own with
+    ``background=True``: the members need its result only for their transfer (or, in
+    separate gene spaces, for their M_s), so it trains while they train their predictors
+    and their own M_s. Its only random draws come from torch's global generator, which it
+    seeds itself and which nothing else touches meanwhile (the members draw from their own
+    generators, and their predictors are initialised before it starts: :func:`seeded_predictor`),
+    so the result is the same either way.
+    """
+
+    def __init__(self, bulk_extractor: FeatureExtractor, bulk_scaler: prep.Standardizer,
+                 target_from_bulk: bool, history: list, timings: dict[str, float],
+                 cache: dict[str, str], cells_stage=None):
+        self.bulk_extractor, self.bulk_scaler = bulk_extractor, bulk_scaler
+        self.target_from_bulk = target_from_bulk
+        self.history, self.timings, self.cache = history, timings, cache
+        self._cells_stage = cells_stage  # () -> (M_s, clusters); None: nothing needs them
+        self._result: tuple = (None, None)
+        self._future = None
+        self._pool = None
+
+    def start(self, *, background: bool) -> None:
+        """Run the cells' stage: now, or in a thread of its own."""
+        if self._cells_stage is None or self._future is not None:
+            return
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        if background:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scdeal-cells")
+            self._future = self._pool.submit(self._cells_stage)
+        else:
+            self._future = Future()
+            self._future.set_result(self._cells_stage())
+
+    def cells(self) -> tuple[FeatureExtractor | None, torch.Tensor | None]:
+        """The shared M_s and the clusters (None where nothing needs them), waiting for the
+        stage when it is still running (started now when it was not)."""
+        if self._cells_stage is None:
+            return None, None
+        self.start(background=False)
+        return self._future.result()
+
+    def finish(self) -> None:
+        """Wait for the cells' stage (its errors are raised here) and free its thread."""
+        try:
+            self.cells()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
+
+    @property
+    def target_extractor(self) -> FeatureExtractor | None:
+        return self.cells()[0]
+
+    @property
+    def clusters(self) -> torch.Tensor | None:
+        return self.cells()[1]
 
 
 def _stage_key(stage: str, cfg: ScDealConfig, fields: tuple[str, ...], **parts) -> str:
@@ -167,8 +213,9 @@ def _cached_stage(store, stage: str, key: str, build, status: dict[str, str]):
 
 def fit_shared(model, bulk_expr: pd.DataFrame, Xs: prep.CellRows, device: torch.device,
                bar: _Progress, store=None) -> SharedStages:
-    """Pre-train M_b on every bulk line (no drug labels enter it), then M_s on the cells
-    (started from M_b) and cluster them; each stage read from ``store`` when it holds it.
+    """Pre-train M_b on every bulk line (no drug labels enter it), and prepare the cells'
+    stage: M_s pre-trained on the cells (started from M_b) and their clusters, run by
+    :meth:`SharedStages.start`. Each stage is read from ``store`` when it holds it.
 
     M_b sees the expression, never the response, of all GDSC lines, including those that
     later form the drug's test split; the bulk standardisation is likewise over all lines.
@@ -232,22 +279,26 @@ def fit_shared(model, bulk_expr: pd.DataFrame, Xs: prep.CellRows, device: torch.
         # Each member pre-trains its own M_s from its fine-tuned M_b; without the cluster
         # term nothing needs a shared one.
         status["target_extractor"] = "unused"
-        return SharedStages(bulk_extractor, bulk_scaler, None, None, from_bulk, history,
-                            timings, status)
-    t0 = time.perf_counter()
-    tensors, meta = _cached_stage(store, "target_extractor", target_key, train_target, status)
-    target_extractor = _load_extractor(cfg, Xs.n_genes, tensors, device)
-    clusters = tensors["clusters"].to(device) if want_clusters else None
-    history.append(meta["history"])
-    elapsed = time.perf_counter() - t0
-    if status["target_extractor"] == "hit":
-        timings["target_extractor"] = elapsed
-    else:  # clustering timed apart: it does not scale like an epoch
-        timings["target_extractor"] = elapsed - meta["seconds"].get("clusters", 0.0)
-        if want_clusters:
-            timings["clusters"] = meta["seconds"]["clusters"]
-    return SharedStages(bulk_extractor, bulk_scaler, target_extractor, clusters, from_bulk,
-                        history, timings, status)
+        return SharedStages(bulk_extractor, bulk_scaler, from_bulk, history, timings, status)
+
+    def cells_stage():
+        t0 = time.perf_counter()
+        tensors, meta = _cached_stage(store, "target_extractor", target_key, train_target,
+                                      status)
+        target_extractor = _load_extractor(cfg, Xs.n_genes, tensors, device)
+        clusters = tensors["clusters"].to(device) if want_clusters else None
+        history.append(meta["history"])
+        elapsed = time.perf_counter() - t0
+        if status["target_extractor"] == "hit":
+            timings["target_extractor"] = elapsed
+        else:  # clustering timed apart: it does not scale like an epoch
+            timings["target_extractor"] = elapsed - meta["seconds"].get("clusters", 0.0)
+            if want_clusters:
+                timings["clusters"] = meta["seconds"]["clusters"]
+        return target_extractor, clusters
+
+    return SharedStages(bulk_extractor, bulk_scaler, from_bulk, history, timings, status,
+                        cells_stage)
 
 
 def _pretrain(cfg: ScDealConfig, X: np.ndarray | prep.CellRows, val_fraction: float,
@@ -326,20 +377,32 @@ def cell_split(n: int, fraction: float, at_most: int, seed: int,
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
+def seeded_predictor(config: ScDealConfig, seed: int, device: torch.device) -> ResponsePredictor:
+    """P for the member of ``seed``, initialised from torch's global generator seeded with it.
+
+    The one use of the global generator by a member: call it for every member before any
+    training thread starts (the shared cells' stage draws from the global generator).
+    """
+    torch.manual_seed(seed)
+    return build_predictor(config.replace(seed=seed)).to(device)
+
+
 def fit_member(model, labelled: prep.BulkSplit, Xs: prep.CellRows, seed: int,
                shared: SharedStages, device: torch.device, bar: _Progress,
+               predictor: ResponsePredictor,
                known: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[Member, dict]:
     """Train one ensemble member of ``model`` (its configuration, drug and genes) from the
-    shared pre-trained extractors: its own bulk split, predictor, batches and transfer.
+    shared pre-trained extractors: its own bulk split, predictor (``predictor``, from
+    :func:`seeded_predictor`), batches and transfer.
 
     ``known``: positions in ``Xs`` of cells with a known label, and the labels (1/0). They
     are kept in the member's training cells and their cross-entropy joins the transfer loss
     (:func:`scdeal.model._training.train_transfer`)."""
     cfg = model.config.replace(seed=seed)
     generator = torch.Generator().manual_seed(seed)
-    # Members may train side by side in threads: everything random below draws from this
-    # member's own generators (batches, dropout, corruption), and the one use of torch's
-    # global RNG, the initialisation of P, is seeded and run under a lock.
+    # Members train side by side in threads, with the shared cells' stage: everything random
+    # below draws from this member's own generators (batches, dropout, corruption); P was
+    # initialised before any of them started (seeded_predictor).
     noise = torch.Generator().manual_seed(seed + 7919)
     timings: dict[str, float] = {}
     split = prep.bulk_split(labelled, cfg)
@@ -364,9 +427,6 @@ def fit_member(model, labelled: prep.BulkSplit, Xs: prep.CellRows, seed: int,
 
     # Predictor P on M_b (this member's copy of M_b is fine-tuned with it).
     t0 = time.perf_counter()
-    with _INIT_LOCK:
-        torch.manual_seed(seed)
-        predictor = build_predictor(cfg).to(device)
     bulk_net = DrugResponseNet(bulk_extractor, predictor)
     with use_generator([bulk_net], noise):
         hist_p = train.train_predictor(bulk_net, tb["train_rs"], yt["train_rs"], tb["val"],
@@ -389,14 +449,14 @@ def fit_member(model, labelled: prep.BulkSplit, Xs: prep.CellRows, seed: int,
                                               generator, stage="target_extractor",
                                               progress=bar, max_rows=cfg.max_cells_per_epoch)
     else:
-        target_extractor = copy.deepcopy(shared.target_extractor)
+        target_extractor = copy.deepcopy(shared.cells()[0])
     timings["target_extractor"] = time.perf_counter() - t0
     pretransfer_net = DrugResponseNet(copy.deepcopy(target_extractor),
                                       copy.deepcopy(predictor)).eval()
 
     # DaNN transfer.
     hist_t = None
-    clusters = shared.clusters
+    clusters = shared.cells()[1]  # waits for the shared stage when it is still running
     t0 = time.perf_counter()
     if cfg.transfer:
         anchor = (torch.as_tensor(probabilities(pretransfer_net, Xs), device=device)

@@ -227,21 +227,29 @@ class ScDEAL:
         bulk_lines = prep.drug_labels(bulk, self.drug, cfg, bulk_expr)
         bar = _Progress(progress)
         shared = fitting.fit_shared(self, bulk_expr, Xs, device, bar, self._cache_store())
+        predictors = [fitting.seeded_predictor(cfg, cfg.seed + index, device)
+                      for index in range(cfg.n_models)]
+
+        def member(index: int):
+            return fitting.fit_member(self, bulk_lines, Xs, cfg.seed + index, shared, device,
+                                      bar, predictors[index], known=known)
+
+        threads = min(cfg.member_threads, cfg.n_models, usable_cores())
+        # The shared cells' stage trains beside the members' first stages (same result).
+        shared.start(background=threads > 1)
+        try:
+            if threads > 1:
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(max_workers=threads) as pool:
+                    results = list(pool.map(member, range(cfg.n_models)))
+            else:
+                results = [member(index) for index in range(cfg.n_models)]
+        finally:
+            shared.finish()
         timings.update(shared.timings)
         log.info("pre-trained extractors (drug-independent): bulk %s, cells %s",
                  *(_CACHE_WORDS[shared.cache[s]] for s in ("bulk_extractor", "target_extractor")))
-        def member(index: int):
-            return fitting.fit_member(self, bulk_lines, Xs, cfg.seed + index, shared, device,
-                                      bar, known=known)
-
-        threads = min(cfg.member_threads, cfg.n_models, usable_cores())
-        if threads > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(max_workers=threads) as pool:
-                results = list(pool.map(member, range(cfg.n_models)))
-        else:
-            results = [member(index) for index in range(cfg.n_models)]
         members = [m for m, _ in results]
         reports = [r for _, r in results]
         for report in reports:  # seconds summed over members (they may overlap in time)
@@ -381,6 +389,7 @@ class ScDEAL:
             bulk_expr, _, target, Xs = self._training_data(adata, bulk, gene_ids)
             shared = fitting.fit_shared(self, bulk_expr, Xs, self._device(),
                                         _Progress(progress), self._cache_store())
+            shared.finish()
         clusters = None
         if shared.clusters is not None:
             clusters = pd.Series(shared.clusters.cpu().numpy().astype(str), index=target.obs_names,
