@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 import scdeal.data.singlecell as singlecell
+import scdeal.data.textblocks as textblocks
 from scdeal.data.singlecell import read_target
 from scdeal.data.textblocks import parse_counts
 
@@ -23,7 +24,9 @@ def _lines(values: np.ndarray, names=None, sep="\t", last_newline=True) -> list[
 
 @pytest.mark.parametrize("sep", ["\t", ","])
 @pytest.mark.parametrize("last_newline", [True, False])
-def test_whole_numbers_parse_as_numpy_loadtxt_does(sep, last_newline):
+@pytest.mark.parametrize("part_bytes", [1 << 20, 300])  # whole, or in parts of a few lines
+def test_whole_numbers_parse_as_numpy_loadtxt_does(sep, last_newline, part_bytes, monkeypatch):
+    monkeypatch.setattr(textblocks, "PARSE_BYTES", part_bytes)
     rng = np.random.default_rng(0)
     values = (rng.random((30, 50)) < 0.2) * rng.integers(1, 10 ** rng.integers(1, 10, (30, 50)))
     values[3] = 0  # a row of zeros

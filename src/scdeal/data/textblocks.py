@@ -23,6 +23,9 @@ import scipy.sparse as sp
 # The longest whole number the byte parser reads (int64 and float32 both hold it exactly
 # enough); a longer one goes to numpy.loadtxt.
 MAX_DIGITS = 9
+# The byte parser reads at most this many bytes of lines at once: its work arrays take about
+# 12 bytes per byte of text.
+PARSE_BYTES = 8 << 20
 
 
 def read_numeric_blocks(path: Path, sep: str, n_values: int, *, chunk_rows: int,
@@ -73,6 +76,17 @@ def parse_counts(lines: list[bytes], sep: bytes, n_values: int) -> sp.csr_matrix
     """
     if len(sep) != 1 or not all(line.count(sep) == n_values for line in lines):
         return None
+    sizes = np.cumsum([len(line) for line in lines])
+    if sizes[-1] > PARSE_BYTES and len(lines) > 1:  # in parts, to bound the work arrays
+        cuts = np.searchsorted(sizes, np.arange(PARSE_BYTES, sizes[-1], PARSE_BYTES))
+        bounds = [0, *sorted(set(np.clip(cuts, 1, len(lines) - 1).tolist())), len(lines)]
+        parts = [_parse_count_part(lines[a:b], sep, n_values)
+                 for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        return None if any(p is None for p in parts) else sp.vstack(parts, format="csr")
+    return _parse_count_part(lines, sep, n_values)
+
+
+def _parse_count_part(lines: list[bytes], sep: bytes, n_values: int) -> sp.csr_matrix | None:
     body = b"".join(line.partition(sep)[2] for line in lines)
     if not body.endswith(b"\n"):
         body += b"\n"
