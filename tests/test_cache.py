@@ -211,8 +211,8 @@ def test_umap_kernels_are_compiled_once_per_installation(tmp_path):
 
 def test_the_shared_cells_stage_trained_beside_the_members_changes_nothing(
         bulk, gefitinib_cells, monkeypatch):
-    # With member threads the shared M_s (for the clusters) trains in a thread of its own
-    # while the members start; it draws from torch's global generator, which the members
+    # With member threads the shared M_s (for the clusters) trains in the members' pool
+    # while the first members start; it draws from torch's global generator, which the members
     # leave alone, so every number is what the sequential fit gives.
     import threading
 
@@ -230,7 +230,7 @@ def test_the_shared_cells_stage_trained_beside_the_members_changes_nothing(
     monkeypatch.setattr(fitting, "leiden_clusters", spy)
     fits = [_fit(gefitinib_cells, bulk, "Gefitinib", False, member_threads=threads,
                  n_models=3, pretrain_epochs=6, patience=3) for threads in (1, 2)]
-    assert where[0] == threading.current_thread().name and where[1].startswith("scdeal-cells")
+    assert where[0] == threading.current_thread().name and where[1].startswith("scdeal")
     X, _ = fits[0].target_matrix(gefitinib_cells)
     for one, two in zip(fits[0].members, fits[1].members, strict=True):
         for net in ("target_net", "pretransfer_net", "bulk_net"):

@@ -127,13 +127,13 @@ class SharedStages:
     copied into every ensemble member.
 
     M_b is ready when :func:`fit_shared` returns. The cells' stage (the shared M_s and the
-    clusters) runs when :meth:`start` is called, in a thread of its own with
-    ``background=True``: the members need its result only for their transfer (or, in
-    separate gene spaces, for their M_s), so it trains while they train their predictors
-    and their own M_s. Its only random draws come from torch's global generator, which it
-    seeds itself and which nothing else touches meanwhile (the members draw from their own
-    generators, and their predictors are initialised before it starts: :func:`seeded_predictor`),
-    so the result is the same either way.
+    clusters) runs when :meth:`start` is called: now, or as the first task of the pool the
+    members then train in. The members need its result only for their transfer (or, in
+    separate gene spaces, for their M_s), so it trains while they train their predictors and
+    their own M_s. Its only random draws come from torch's global generator, which it seeds
+    itself and which nothing else touches meanwhile (the members draw from their own
+    generators, and their predictors are initialised before it starts:
+    :func:`seeded_predictor`), so the result is the same either way.
     """
 
     def __init__(self, bulk_extractor: FeatureExtractor, bulk_scaler: prep.Standardizer,
@@ -143,39 +143,33 @@ class SharedStages:
         self.target_from_bulk = target_from_bulk
         self.history, self.timings, self.cache = history, timings, cache
         self._cells_stage = cells_stage  # () -> (M_s, clusters); None: nothing needs them
-        self._result: tuple = (None, None)
         self._future = None
-        self._pool = None
 
-    def start(self, *, background: bool) -> None:
-        """Run the cells' stage: now, or in a thread of its own."""
+    def start(self, pool=None) -> None:
+        """Run the cells' stage: now, or submitted to ``pool`` (a
+        ``concurrent.futures.Executor``) before any member, so that no member can wait for
+        it while it waits for a worker."""
         if self._cells_stage is None or self._future is not None:
             return
-        from concurrent.futures import Future, ThreadPoolExecutor
+        if pool is not None:
+            self._future = pool.submit(self._cells_stage)
+            return
+        from concurrent.futures import Future
 
-        if background:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scdeal-cells")
-            self._future = self._pool.submit(self._cells_stage)
-        else:
-            self._future = Future()
-            self._future.set_result(self._cells_stage())
+        self._future = Future()
+        self._future.set_result(self._cells_stage())
 
     def cells(self) -> tuple[FeatureExtractor | None, torch.Tensor | None]:
         """The shared M_s and the clusters (None where nothing needs them), waiting for the
         stage when it is still running (started now when it was not)."""
         if self._cells_stage is None:
             return None, None
-        self.start(background=False)
+        self.start()
         return self._future.result()
 
     def finish(self) -> None:
-        """Wait for the cells' stage (its errors are raised here) and free its thread."""
-        try:
-            self.cells()
-        finally:
-            if self._pool is not None:
-                self._pool.shutdown()
-                self._pool = None
+        """Wait for the cells' stage (its errors are raised here)."""
+        self.cells()
 
     @property
     def target_extractor(self) -> FeatureExtractor | None:

@@ -235,18 +235,18 @@ class ScDEAL:
                                       bar, predictors[index], known=known)
 
         threads = min(cfg.member_threads, cfg.n_models, usable_cores())
-        # The shared cells' stage trains beside the members' first stages (same result).
-        shared.start(background=threads > 1)
-        try:
-            if threads > 1:
-                from concurrent.futures import ThreadPoolExecutor
+        if threads > 1:
+            from concurrent.futures import ThreadPoolExecutor
 
-                with ThreadPoolExecutor(max_workers=threads) as pool:
-                    results = list(pool.map(member, range(cfg.n_models)))
-            else:
-                results = [member(index) for index in range(cfg.n_models)]
-        finally:
-            shared.finish()
+            # The shared cells' stage is the pool's first task: it trains beside the first
+            # members, which need it only at their transfer (the same numbers either way).
+            with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="scdeal") as pool:
+                shared.start(pool)
+                results = list(pool.map(member, range(cfg.n_models)))
+        else:
+            shared.start()
+            results = [member(index) for index in range(cfg.n_models)]
+        shared.finish()
         timings.update(shared.timings)
         log.info("pre-trained extractors (drug-independent): bulk %s, cells %s",
                  *(_CACHE_WORDS[shared.cache[s]] for s in ("bulk_extractor", "target_extractor")))

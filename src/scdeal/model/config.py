@@ -143,8 +143,8 @@ class ScDealConfig:
     # Ensemble members trained side by side, one thread each (they are independent; each
     # draws from its own random generators, so the numbers do not depend on this). Capped by
     # the usable cores; set 1 when other processes already use them (a benchmark's workers).
-    # Above 1, the shared cell-extractor stage (for the clusters) also trains in a thread of
-    # its own, beside the members' first stages (again the same numbers).
+    # Above 1, the shared cell-extractor stage (for the clusters) is the threads' first task,
+    # beside the first members (again the same numbers).
     member_threads: int = 2
 
     def __post_init__(self) -> None:
