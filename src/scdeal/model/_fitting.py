@@ -172,10 +172,6 @@ class SharedStages:
         self.cells()
 
     @property
-    def target_extractor(self) -> FeatureExtractor | None:
-        return self.cells()[0]
-
-    @property
     def clusters(self) -> torch.Tensor | None:
         return self.cells()[1]
 
