@@ -28,7 +28,7 @@ from anndata import AnnData
 
 from ..errors import ScdealError, first_line, preview
 from .orientation import Orientation, refuse_transposed
-from .textblocks import maybe_sparse, read_numeric_blocks
+from .textblocks import maybe_sparse, opener_for, read_numeric_blocks
 
 log = logging.getLogger(__name__)
 
@@ -367,7 +367,7 @@ def _separator_from_header(path: Path) -> str:
 
 def _raw_header(path: Path, sep: str) -> list[str]:
     """First line split as written, so duplicated names are seen before pandas renames them."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    opener = opener_for(path)
     try:
         with opener(path, "rb") as handle:
             head = handle.read(1 << 16)

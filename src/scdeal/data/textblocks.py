@@ -33,8 +33,7 @@ def read_numeric_blocks(path: Path, sep: str, n_values: int, *, chunk_rows: int,
     """The values (dense, or CSR when the table is sparse: see :func:`maybe_sparse`) and the
     row names of a table whose first column holds the row names and every other column a
     number, below its header line; ``chunk_rows`` lines at a time."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as handle:
+    with opener_for(path)(path, "rb") as handle:
         handle.readline()  # the header
         blocks, names = [], []
         byte_sep = sep.encode()
@@ -47,6 +46,11 @@ def read_numeric_blocks(path: Path, sep: str, n_values: int, *, chunk_rows: int,
             blocks.append(maybe_sparse(values, blocks, sparse_zeros))
             names += [_unquote(line.partition(byte_sep)[0].decode("utf-8")) for line in lines]
     return _stack(blocks, n_values), names
+
+
+def opener_for(path: Path):
+    """``gzip.open`` for a ``.gz`` name, else ``open``."""
+    return gzip.open if path.name.lower().endswith(".gz") else open
 
 
 def _stack(blocks: list, n_values: int):

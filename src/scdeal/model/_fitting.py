@@ -143,37 +143,28 @@ class SharedStages:
         self.target_from_bulk = target_from_bulk
         self.history, self.timings, self.cache = history, timings, cache
         self._cells_stage = cells_stage  # () -> (M_s, clusters); None: nothing needs them
-        self._future = None
+        self._future = None  # the stage submitted to a pool
+        self._result: tuple | None = None  # the stage run here
 
     def start(self, pool=None) -> None:
         """Run the cells' stage: now, or submitted to ``pool`` (a
         ``concurrent.futures.Executor``) before any member, so that no member can wait for
         it while it waits for a worker."""
-        if self._cells_stage is None or self._future is not None:
+        if self._cells_stage is None or self._future is not None or self._result is not None:
             return
         if pool is not None:
             self._future = pool.submit(self._cells_stage)
-            return
-        from concurrent.futures import Future
-
-        self._future = Future()
-        self._future.set_result(self._cells_stage())
+        else:
+            self._result = self._cells_stage()
 
     def cells(self) -> tuple[FeatureExtractor | None, torch.Tensor | None]:
         """The shared M_s and the clusters (None where nothing needs them), waiting for the
-        stage when it is still running (started now when it was not)."""
+        stage when it is still running (its errors are raised here) and running it now when
+        it was not started."""
         if self._cells_stage is None:
             return None, None
         self.start()
-        return self._future.result()
-
-    def finish(self) -> None:
-        """Wait for the cells' stage (its errors are raised here)."""
-        self.cells()
-
-    @property
-    def clusters(self) -> torch.Tensor | None:
-        return self.cells()[1]
+        return self._future.result() if self._future is not None else self._result
 
 
 def _stage_key(stage: str, cfg: ScDealConfig, fields: tuple[str, ...], **parts) -> str:

@@ -246,7 +246,7 @@ class ScDEAL:
         else:
             shared.start()
             results = [member(index) for index in range(cfg.n_models)]
-        shared.finish()
+        shared.cells()  # waits for the shared stage, and raises its errors
         timings.update(shared.timings)
         log.info("pre-trained extractors (drug-independent): bulk %s, cells %s",
                  *(_CACHE_WORDS[shared.cache[s]] for s in ("bulk_extractor", "target_extractor")))
@@ -389,10 +389,10 @@ class ScDEAL:
             bulk_expr, _, target, Xs = self._training_data(adata, bulk, gene_ids)
             shared = fitting.fit_shared(self, bulk_expr, Xs, self._device(),
                                         _Progress(progress), self._cache_store())
-            shared.finish()
+            found = shared.cells()[1]
         clusters = None
-        if shared.clusters is not None:
-            clusters = pd.Series(shared.clusters.cpu().numpy().astype(str), index=target.obs_names,
+        if found is not None:
+            clusters = pd.Series(found.cpu().numpy().astype(str), index=target.obs_names,
                                  name="scdeal_cluster")
         return {"cache": shared.cache, "clusters": clusters, "timings_s": shared.timings}
 
