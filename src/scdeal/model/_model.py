@@ -355,7 +355,8 @@ class ScDEAL:
         bulk_expr = bulk_expr[self.bulk_genes]
 
         # Target cells: standardised over all of them (no labels involved), block by block
-        # when used (a sparse matrix stays sparse: atlas-sized targets fit in memory).
+        # when used (a sparse matrix stays sparse: atlas-sized targets fit in memory), or
+        # once for the whole fit when that is small (CellRows.held_densely).
         X = target[:, self.target_genes].X
         X = sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else prep.dense_float32(X)
         prep.check_finite(X, "the target expression matrix")
@@ -363,7 +364,8 @@ class ScDEAL:
             raise ScdealError(f"the target has {X.shape[0]} cells after preprocessing; at "
                               "least 6 are needed to train")
         self.target_scaler = prep.Standardizer.fit(X)
-        return bulk_expr, bulk_gene_summary, target, prep.CellRows(X, self.target_scaler)
+        return (bulk_expr, bulk_gene_summary, target,
+                prep.CellRows(X, self.target_scaler).held_densely())
 
     def pretrain(self, adata: AnnData, *, bulk: BulkData | None = None, gene_ids: str = "auto",
                  progress: bool = False) -> dict[str, Any]:
