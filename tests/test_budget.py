@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 import pandas as pd
 import pytest
 import scanpy as sc
@@ -53,7 +54,7 @@ def test_held_out_cells_are_capped():
 
 
 @pytest.mark.parametrize("field, value", [("max_genes", 1), ("max_genes", 2.5),
-                                          ("max_cells_per_epoch", 1),
+                                          ("max_cells_per_epoch", 1), ("max_cells_per_transfer_epoch", 1),
                                           ("max_validation_cells", 0)])
 def test_budget_fields_are_validated(field, value):
     with pytest.raises(ScdealError, match=field):
@@ -111,3 +112,25 @@ def test_max_genes_on_counts_is_scanpys_highly_variable_genes():
                                            flavor="seurat", inplace=False)
     assert kept == [g for g, hv in zip(subset, expected["highly_variable"], strict=True) if hv]
     assert len(kept) == 60 and "highly variable" in how
+
+
+def test_the_transfer_epoch_cap_changes_nothing_below_it(bulk, gefitinib_cells):
+    # a faster transfer, whose best epoch is not the state before it (that would hide a change)
+    longer = dict(transfer_epochs=8, patience=8, lr=1e-2)
+    default = _predictions(bulk, gefitinib_cells, **longer)
+    roomy = _predictions(bulk, gefitinib_cells, max_cells_per_transfer_epoch=10_000, **longer)
+    np.testing.assert_array_equal(default, roomy)  # 66 cells: below either cap
+    capped = _predictions(bulk, gefitinib_cells, max_cells_per_transfer_epoch=16, **longer)
+    assert not np.allclose(default, capped)
+
+
+def test_cells_held_densely_train_exactly_as_cells_standardised_per_batch(
+        bulk, gefitinib_cells, monkeypatch):
+    from scdeal.model import prepare
+
+    sparse = gefitinib_cells.copy()
+    sparse.X = sp.csr_matrix(np.where(np.abs(sparse.X) < 0.5, 0, sparse.X))
+    held = _predictions(bulk, sparse, max_cells_per_epoch=16)
+    monkeypatch.setattr(prepare, "HELD_BYTES", 0)  # nothing is held: batch by batch
+    per_batch = _predictions(bulk, sparse, max_cells_per_epoch=16)
+    np.testing.assert_array_equal(held, per_batch)

@@ -263,8 +263,8 @@ def train_transfer(
 ) -> StageHistory:
     """DaNN transfer (paper Eq. 5), optionally with the cluster-consistency term.
 
-    Each epoch visits every training cell once (at most ``max_cells_per_epoch`` of them: see
-    :class:`EpochRows`) in batches of ``batch_size``; each cell batch is
+    Each epoch visits every training cell once (at most ``max_cells_per_transfer_epoch`` of
+    them: see :class:`EpochRows`) in batches of ``batch_size``; each cell batch is
     paired with the next batch of a shuffled, endlessly cycled pass over the bulk training
     lines. With ``consistency_weight > 0`` and anchors (the pre-transfer P(sensitive) of the
     cells), ``consistency_weight * KL(anchor || P(M_s(x_s)))`` is added, keeping the cells'
@@ -308,8 +308,8 @@ def train_transfer(
             bulk_extractor.eval()
             predictor.eval()
 
-    cell_epochs = EpochRows(len(Xs_train), config.batch_size, config.max_cells_per_epoch,
-                            generator)
+    cell_epochs = EpochRows(len(Xs_train), config.batch_size,
+                            config.max_cells_per_transfer_epoch, generator)
     if labelled_train is not None:
         labelled_rows, labelled_y = labelled_train
         labelled_batches = _cycle_batches(

@@ -41,9 +41,10 @@ class ScDealConfig:
         stage and early-stopping ``patience`` on the validation loss.
     Training budget
         An epoch visits at most ``max_cells_per_epoch`` rows (the next ones of a shuffled
-        cycle over all of them) and the cells held out for early stopping are at most
-        ``max_validation_cells``, so a stage's cost does not grow with the number of cells
-        beyond them; the clusters of the cluster term are found on at most
+        cycle over all of them; ``max_cells_per_transfer_epoch`` in the transfer, whose best
+        state comes within a few dozen steps, so that it is validated every few steps) and
+        the cells held out for early stopping are at most ``max_validation_cells``, so a
+        stage's cost does not grow with the number of cells beyond them; the clusters of the cluster term are found on at most
         ``max_cluster_cells`` cells (the others join the nearest cluster centroid); a target
         of more than ``max_training_cells`` cells trains on a seeded random sample of that
         many (every cell is still predicted). ``max_genes``: in a shared gene space with more genes than this, the
@@ -108,6 +109,9 @@ class ScDealConfig:
     target_val_fraction: float = 0.2
     # training budget (see the docstring)
     max_cells_per_epoch: int = 1024
+    # Two steps of 128 cells: on two simulated droplet tables as accurate as 1,024 and the
+    # transfer a third of the time (benchmarks/README.md, "Training budget").
+    max_cells_per_transfer_epoch: int = 256
     max_validation_cells: int = 2048
     # Below scanpy's switch to approximate neighbours (8,192 cells): exact, and no ~20 s of
     # pynndescent compilation per process.
@@ -251,6 +255,7 @@ _RULES: dict[str, tuple[Any, str]] = {
     "min_shared_genes": _WHOLE_POSITIVE,
     "max_genes": (lambda v: v is None or (_is_int(v) and v >= 2), "None or a whole number >= 2"),
     "max_cells_per_epoch": (_at_least(2, whole=True), "a whole number >= 2"),
+    "max_cells_per_transfer_epoch": (_at_least(2, whole=True), "a whole number >= 2"),
     "max_validation_cells": (_at_least(2, whole=True), "a whole number >= 2"),
     "max_cluster_cells": (_at_least(20, whole=True), "a whole number >= 20"),
     "max_training_cells": (_at_least(6, whole=True), "a whole number >= 6"),
