@@ -123,35 +123,27 @@ def _run(args: argparse.Namespace) -> int:
     if args.backed:
         return _run_backed(args)
     check_label_columns(args)
-    from concurrent.futures import ThreadPoolExecutor
-
-    from ..data import load_gdsc
-
     started = time.perf_counter()
     config = config_from_args(args)
     t0 = time.perf_counter()
-    # GDSC loads in a second thread while the target is read (both mostly decompression
-    # and numpy, which release the GIL): about a second less for a large text table.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scdeal-gdsc") as pool:
-        bulk = pool.submit(load_gdsc)
-        adata = read_target_from_args(args)
-        label_map = label_map_from_args(args)
-        if args.label_key and args.label_key in adata.obs:
-            # Validate the labels before hours of training, not after.
-            from ..data.labels import binary_labels
+    adata = read_target_from_args(args)
+    label_map = label_map_from_args(args)
+    if args.label_key and args.label_key in adata.obs:
+        # Validate the labels before hours of training, not after.
+        from ..data.labels import binary_labels
 
-            binary_labels(adata.obs, args.label_key, label_map)
-        known = None
-        if args.labelled_key:
-            from ..model.prepare import cell_labels
+        binary_labels(adata.obs, args.label_key, label_map)
+    known = None
+    if args.labelled_key:
+        from ..model.prepare import cell_labels
 
-            known = cell_labels(adata.obs, args.labelled_key, label_map)
-            if args.label_key:
-                check_scorable(adata.obs, args.label_key, label_map, known)
-        read_s = time.perf_counter() - t0
+        known = cell_labels(adata.obs, args.labelled_key, label_map)
+        if args.label_key:
+            check_scorable(adata.obs, args.label_key, label_map, known)
+    read_s = time.perf_counter() - t0
     model = ScDEAL(config, cache=not args.no_cache)
-    model.fit(adata, args.drug, bulk=bulk.result(), gene_ids=args.gene_ids,
-              progress=not args.quiet, labelled=args.labelled_key, label_map=label_map)
+    model.fit(adata, args.drug, gene_ids=args.gene_ids, progress=not args.quiet,
+              labelled=args.labelled_key, label_map=label_map)
     t0 = time.perf_counter()
     model.predict(adata, label_key=None if known is not None else args.label_key,
                   label_map=label_map)
