@@ -9,7 +9,9 @@ Results: benchmarks/budget_identity.json.
 With ``--droplet TABLE`` (the table of droplet.py) it also runs that table (genes by cells, no
 labels: only the probabilities are compared); ``--out`` names the results file. The check that
 the shared cells' stage, trained beside the members, changed nothing (a7544f9 is the last
-version that trained it first): benchmarks/overlap_identity.json.
+version that trained it first): benchmarks/overlap_identity.json. The check that the
+transfer's 256-cell epochs, the cells held densely and the multiplied mask change nothing
+on the shared cases (521e750 is the version before them): benchmarks/transfer_identity.json.
 
 Usage (from the repository root):
     SCDEAL_DATA_DIR=../shared/data/pypi:../shared/data/gdsc_meta \\
@@ -17,6 +19,9 @@ Usage (from the repository root):
     SCDEAL_DATA_DIR=../shared/data/pypi:../shared/data/gdsc_meta \\
         python benchmarks/budget_identity.py --data-dir ../shared/data --baseline a7544f9 \\
         --droplet /tmp/scdeal_droplet/droplet_counts.txt.gz --out overlap_identity.json
+    SCDEAL_DATA_DIR=../shared/data/pypi:../shared/data/gdsc_meta \\
+        python benchmarks/budget_identity.py --data-dir ../shared/data --baseline 521e750 \\
+        --droplet /tmp/scdeal_droplet/droplet_counts.txt.gz --out transfer_identity.json
 """
 
 from __future__ import annotations

@@ -39,8 +39,9 @@ HERE = Path(__file__).resolve().parent
 N_LINES_PER_CLASS, CELLS_PER_LINE, N_EMPTY, N_GENES = 12, 63, 7088, 21207
 
 
-def simulate(path: Path, seed: int = 0) -> dict:
-    """Write the droplet table; return what it holds."""
+def simulate(path: Path, seed: int = 0, drug: str = "Erlotinib") -> dict:
+    """Write the droplet table (cells of lines sensitive and resistant to ``drug``) and
+    ``labels.csv`` beside it; return what it holds."""
     import importlib.resources
 
     from scdeal.data import load_gdsc
@@ -48,7 +49,7 @@ def simulate(path: Path, seed: int = 0) -> dict:
 
     rng = np.random.default_rng(seed)
     bulk = load_gdsc()
-    labels = bulk.labels_for("Erlotinib")[0].labels.dropna().astype(int)
+    labels = bulk.labels_for(drug)[0].labels.dropna().astype(int)
     held = [line for cls in (1, 0) for line in
             rng.choice(labels.index[labels == cls].to_numpy(), N_LINES_PER_CLASS, replace=False)]
     cells = simulate_cells_from_lines(
