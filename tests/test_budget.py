@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 import pandas as pd
 import pytest
 import scanpy as sc
+import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
