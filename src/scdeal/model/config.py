@@ -44,11 +44,11 @@ class ScDealConfig:
         cycle over all of them; ``max_cells_per_transfer_epoch`` in the transfer, whose best
         state comes within a few dozen steps, so that it is validated every few steps) and
         the cells held out for early stopping are at most ``max_validation_cells``, so a
-        stage's cost does not grow with the number of cells beyond them; the clusters of the cluster term are found on at most
-        ``max_cluster_cells`` cells (the others join the nearest cluster centroid); a target
-        of more than ``max_training_cells`` cells trains on a seeded random sample of that
-        many (every cell is still predicted). ``max_genes``: in a shared gene space with more genes than this, the
-        model keeps the most variable ones (on the cells; on the GDSC lines for scaled input);
+        stage's cost does not grow with the number of cells beyond them; the clusters of
+        the cluster term are found on at most ``max_cluster_cells`` cells (the others join
+        the nearest cluster centroid); a target of more than ``max_training_cells`` cells
+        trains on a seeded random sample of that many (every cell is still predicted).
+        ``max_genes``: in a shared gene space with more genes than this, the model keeps the most variable ones (on the cells; on the GDSC lines for scaled input);
         ``None`` keeps all. How they were chosen: benchmarks/README.md, "Training budget".
     Ensemble
         ``n_models`` members trained separately (own bulk split, initialisation, batches;

@@ -220,10 +220,10 @@ class CellRows:
 
     def held_densely(self, max_bytes: int | None = None) -> CellRows:
         """The same rows, all of ``X`` standardised once and held densely when that takes at
-        most ``max_bytes`` (default :data:`HELD_BYTES`; otherwise ``self``): every mini-batch is then a slice, instead
-        of a sparse slice densified and standardised again at every step of every stage
-        (about a tenth of a step's time for a few thousand droplet cells). The values are the
-        same either way (standardising is elementwise).
+        most ``max_bytes`` (default :data:`HELD_BYTES`; otherwise ``self``): every
+        mini-batch is then a slice, instead of a sparse slice densified and standardised
+        again at every step of every stage. The values are the same either way
+        (standardising is elementwise).
 
         Examples
         --------
