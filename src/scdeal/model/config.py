@@ -48,8 +48,9 @@ class ScDealConfig:
         the cluster term are found on at most ``max_cluster_cells`` cells (the others join
         the nearest cluster centroid); a target of more than ``max_training_cells`` cells
         trains on a seeded random sample of that many (every cell is still predicted).
-        ``max_genes``: in a shared gene space with more genes than this, the model keeps the most variable ones (on the cells; on the GDSC lines for scaled input);
-        ``None`` keeps all. How they were chosen: benchmarks/README.md, "Training budget".
+        ``max_genes``: in a shared gene space with more genes than this, the model keeps
+        the most variable ones (on the cells; on the GDSC lines for scaled input); ``None``
+        keeps all. How they were chosen: benchmarks/README.md, "Training budget".
     Ensemble
         ``n_models`` members trained separately (own bulk split, initialisation, batches;
         seeds ``seed``, ``seed + 1``, ...; they share M_b's label-free pre-training, seeded by
