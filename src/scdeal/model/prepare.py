@@ -210,13 +210,17 @@ class CellRows:
         positions = np.asarray(positions, dtype=np.int64)
         if self.positions is not None:
             positions = self.positions[positions]
-        return CellRows(self.X, self.scaler, zero_columns=self.zero_columns,
-                        positions=positions, device=self.device, held=self._held)
+        return self._view(positions=positions)
 
     def to(self, device) -> CellRows:
         """The same rows, handed out as tensors on ``device``."""
-        return CellRows(self.X, self.scaler, zero_columns=self.zero_columns,
-                        positions=self.positions, device=device, held=self._held)
+        return self._view(device=device)
+
+    def _view(self, **changes) -> CellRows:
+        """This view with some of ``positions``, ``device``, ``held`` replaced (same ``X``)."""
+        parts = {"positions": self.positions, "device": self.device, "held": self._held,
+                 **changes}
+        return CellRows(self.X, self.scaler, zero_columns=self.zero_columns, **parts)
 
     def held_densely(self, max_bytes: int | None = None) -> CellRows:
         """The same rows, all of ``X`` standardised once and held densely when that takes at
@@ -237,9 +241,7 @@ class CellRows:
         max_bytes = HELD_BYTES if max_bytes is None else max_bytes
         if self._held is not None or self.X.shape[0] * self.n_genes * 4 > max_bytes:
             return self
-        held = CellRows(self.X, self.scaler, zero_columns=self.zero_columns).dense()
-        return CellRows(self.X, self.scaler, zero_columns=self.zero_columns,
-                        positions=self.positions, device=self.device, held=held)
+        return self._view(held=self._view(positions=None).dense())
 
     def dense(self, rows=None) -> np.ndarray:
         """Standardised float32 values of ``rows`` (positions in this view; None: all)."""
