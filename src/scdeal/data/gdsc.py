@@ -26,7 +26,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from ..errors import ScdealError
+from ..errors import DrugError, ScdealError
 from . import sources
 from .binarize import Binarization, Method, binarize_response
 from .names import normalize_name, normalize_names, resolve_name
@@ -68,8 +68,12 @@ class BulkData:
         return sorted(resp.drug.unique())
 
     def resolve_drug(self, name: str) -> str:
-        """The source's spelling of drug ``name`` (``PLX4720`` -> ``PLX-4720``)."""
-        return resolve_name(name, self.drugs(), what="drug")
+        """The source's spelling of drug ``name`` (``PLX4720`` -> ``PLX-4720``); an unknown or
+        ambiguous name raises :class:`~scdeal.errors.DrugError`."""
+        try:
+            return resolve_name(name, self.drugs(), what="drug")
+        except ScdealError as err:
+            raise DrugError(str(err)) from None
 
     def response_for(
         self, drug: str, *, release: Literal["auto", "GDSC1", "GDSC2"] = "auto",
@@ -88,7 +92,7 @@ class BulkData:
             available = [r for r in RELEASES if (screened.release == r).any()]
             release = available[0]
         elif not (screened.release == release).any():
-            raise ScdealError(f"{drug} was not screened in {release}; "
+            raise DrugError(f"{drug} was not screened in {release}; "
                               f"it is in {', '.join(sorted(screened.release.unique()))}")
         values = screened[screened.release == release].set_index("cell_line")[metric]
         return values.reindex(self.expression.index).astype(float), release
@@ -100,7 +104,7 @@ class BulkData:
         """Binary labels (1 = sensitive) of the expressed cell lines for ``drug``."""
         values, used = self.response_for(drug, release=release, metric=metric)
         if values.notna().sum() < 3:
-            raise ScdealError(f"{drug} has fewer than 3 screened cell lines with expression")
+            raise DrugError(f"{drug} has fewer than 3 screened cell lines with expression")
         return binarize_response(values, method, **kwargs), used
 
     def without_lines(self, cell_lines) -> BulkData:

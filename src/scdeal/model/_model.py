@@ -30,6 +30,7 @@ from ..nn import (
 from . import _fitting as fitting
 from . import _persistence as persistence
 from . import prepare as prep
+from ._process import PROCESS_LOCK
 from ._progress import _Progress
 from ._training import subsample
 from .config import ScDealConfig
@@ -185,7 +186,7 @@ class ScDEAL:
         label_map
             Label value -> 1/0 for ``labelled`` (default: 0/1 or sensitive/resistant).
         """
-        with _torch_threads(self.config.num_threads):
+        with PROCESS_LOCK, _torch_threads(self.config.num_threads):
             return self._fit(adata, drug, bulk=bulk, gene_ids=gene_ids, progress=progress,
                              labelled=labelled, label_map=label_map)
 
@@ -383,7 +384,7 @@ class ScDEAL:
             name; ``None`` when the configuration has no cluster term)
             and ``timings_s``.
         """
-        with _torch_threads(self.config.num_threads):
+        with PROCESS_LOCK, _torch_threads(self.config.num_threads):
             if bulk is None:
                 from ..data.gdsc import load_gdsc
 
@@ -515,8 +516,9 @@ class ScDEAL:
     def predict_proba(self, adata: AnnData) -> pd.Series:
         """Probability that each cell is sensitive (NaN for cells removed by QC)."""
         self._check_fitted()
-        X, names = self.target_rows(adata)
-        post, _, _ = self._predict_members(X, pretransfer=False)
+        with PROCESS_LOCK:
+            X, names = self.target_rows(adata)
+            post, _, _ = self._predict_members(X, pretransfer=False)
         return pd.Series(post.mean(axis=0), index=names).reindex(adata.obs_names)
 
     def predict(
@@ -540,8 +542,9 @@ class ScDEAL:
         Returns the annotated copy when ``copy=True``, else ``None``.
         """
         self._check_fitted()
-        X, names = self.target_rows(adata)
-        post, pre, emb = self._predict_members(X, embedding=True)
+        with PROCESS_LOCK:
+            X, names = self.target_rows(adata)
+            post, pre, emb = self._predict_members(X, embedding=True)
         out = adata.copy() if copy else adata
         pos = out.obs_names.get_indexer(names)
 
@@ -575,8 +578,9 @@ class ScDEAL:
         from ._streaming import predict_backed
 
         self._check_fitted()
-        out = predict_backed(self, path, chunk_size=chunk_size, embedding=embedding,
-                             pretransfer=pretransfer, key_prefix=key_prefix)
+        with PROCESS_LOCK:
+            out = predict_backed(self, path, chunk_size=chunk_size, embedding=embedding,
+                                 pretransfer=pretransfer, key_prefix=key_prefix)
         info = self.summary()
         uns = uns_safe(info)
         uns["summary_json"] = json.dumps(info)

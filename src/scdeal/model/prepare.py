@@ -22,7 +22,7 @@ from sklearn.model_selection import train_test_split
 
 from ..data.gdsc import BulkData
 from ..data.genes import harmonize_symbols, harmonize_var_names
-from ..errors import ScdealError
+from ..errors import DrugError, ScdealError
 from .config import ScDealConfig
 
 log = logging.getLogger(__name__)
@@ -304,7 +304,7 @@ def drug_labels(bulk: BulkData, drug: str, config: ScDealConfig,
     counts = labels.value_counts()
     n_sens, n_res = int(counts.get(1, 0)), int(counts.get(0, 0))
     if min(n_sens, n_res) < config.min_per_class:
-        raise ScdealError(
+        raise DrugError(
             f"{bulk.resolve_drug(drug)} has {n_sens} sensitive and {n_res} resistant labelled "
             f"cell lines with expression; at least {config.min_per_class} of each are needed "
             "(try --release GDSC1/GDSC2 or another binarisation)")

@@ -20,7 +20,7 @@ from anndata import AnnData
 
 from .._io import atomic_dir, jsonable, write_text_atomic
 from .._system import usable_cores
-from ..errors import ScdealError
+from ..errors import DrugError, ScdealError
 
 log = logging.getLogger(__name__)
 
@@ -44,36 +44,64 @@ def fit_drug(adata: AnnData, drug: str, config, entries: dict, gene_ids: str) ->
     """One drug's fit and predictions, as a Dask task runs it (module-level, so picklable).
 
     Returns the drug's summary (``status`` ``ok``, or ``skipped`` with the reason when the fit
-    refuses the drug) and, per cell of ``adata``, P(sensitive) and the members' spread.
+    refuses the drug itself: :class:`~scdeal.errors.DrugError`) and, per cell of ``adata``,
+    P(sensitive) and the members' spread. Any other error (GDSC cannot be loaded on this
+    worker, no GPU, ...) is raised: the screen records the drug as ``failed`` and tries it
+    again when resumed.
+
+    The task holds the process (:data:`scdeal.model._process.PROCESS_LOCK`) from start to
+    end: a worker with several threads runs one fit at a time, so a drug's numbers do not
+    depend on what else the worker runs.
     """
     from ..model import ScDEAL
+    from ..model._process import PROCESS_LOCK
     from ..model.cache import MemoryCache
 
-    started, started_at = time.perf_counter(), time.time()
-    # The drug table carries each fit's reliability; its warning would repeat it per drug.
-    scdeal_log = logging.getLogger("scdeal")
-    level = scdeal_log.level
-    scdeal_log.setLevel(logging.ERROR)
-    model = ScDEAL(config, cache=MemoryCache(entries))
-    try:
-        model.fit(adata, drug, bulk=_worker_bulk(), gene_ids=gene_ids)
-    except ScdealError as err:
-        return {"drug": drug, "status": "skipped", "reason": str(err)}
-    finally:
-        scdeal_log.setLevel(level)
-    predicted = model.predict(adata, copy=True)
+    with PROCESS_LOCK:
+        started, started_at = time.perf_counter(), time.time()
+        bulk = _worker_bulk()  # outside the try: failing to load GDSC is not about the drug
+        # The drug table carries each fit's reliability; its warning would repeat it per drug.
+        # (The logger is process-wide state; this task holds the process.)
+        scdeal_log = logging.getLogger("scdeal")
+        level = scdeal_log.level
+        scdeal_log.setLevel(logging.ERROR)
+        model = ScDEAL(config, cache=MemoryCache(entries))
+        try:
+            model.fit(adata, drug, bulk=bulk, gene_ids=gene_ids)
+        except DrugError as err:
+            return {"drug": drug, "status": "skipped", "reason": str(err)}
+        finally:
+            scdeal_log.setLevel(level)
+        predicted = model.predict(adata, copy=True)
     p = predicted.obs["sens_preds"].to_numpy(np.float32)
     sd = predicted.obs["sens_preds_sd"].to_numpy(np.float32)
     rel = model.reliability or {}
     called = p[~np.isnan(p)]
+    cache = model.training["cache"]
     return {"drug": drug, "status": "ok", "reason": rel.get("reason", ""),
             "reliable": rel.get("reliable"), "member_agreement": rel.get("member_agreement"),
             "member_consensus": rel.get("member_consensus"),
             "bulk_test_auroc": model.training["bulk_test_metrics"]["auroc"],
             "fraction_sensitive": float(np.mean(called >= 0.5)) if called.size else np.nan,
-            "n_cells": int(called.size), "cache": model.training["cache"],
-            "seconds": time.perf_counter() - started, "started_at": started_at,
-            "finished_at": time.time(), "process": os.getpid(), "p": p, "sd": sd}
+            "n_cells": int(called.size), "reused_pretraining": reused_pretraining(cache),
+            "cache": cache, "seconds": time.perf_counter() - started,
+            "started_at": started_at, "finished_at": time.time(), "process": os.getpid(),
+            "p": p, "sd": sd}
+
+
+def reused_pretraining(cache: dict[str, str]) -> bool:
+    """Whether a fit reused every drug-independent stage it needed (``training["cache"]``:
+    per stage ``hit``, ``miss``, ``off`` or ``unused``) instead of training it.
+
+    Examples
+    --------
+    >>> reused_pretraining({"bulk_extractor": "hit", "target_extractor": "unused"})
+    True
+    >>> reused_pretraining({"bulk_extractor": "hit", "target_extractor": "miss"})
+    False
+    """
+    needed = [status for status in cache.values() if status != "unused"]
+    return bool(needed) and all(status == "hit" for status in needed)
 
 
 # ----------------------------------------------------------------------------- finished drugs
@@ -221,7 +249,8 @@ def run_tasks(client, adata: AnnData, drugs: list[str], config, entries: dict, g
     client.replicate([cells, stages])  # one copy per worker, fetched once
     # At most one drug per worker thread is handed to the scheduler at a time: it does not
     # know how long a fit takes and would queue every drug on the worker that holds the data,
-    # leaving the others idle. Each finished drug frees a slot for the next.
+    # leaving the others idle. Each finished drug frees a slot for the next. (A worker of
+    # several threads still fits one drug at a time: fit_drug holds the process.)
     pending = list(drugs)
     running = as_completed()
     names: dict = {}

@@ -11,12 +11,15 @@ How a screen runs (:func:`screen`, ``scdeal screen``):
    (``scheduler="tcp://HOST:8786"``). The pre-trained stages travel with the tasks (a
    :class:`~scdeal.model.cache.MemoryCache`), so workers need no shared disk. Each task fits
    with ``member_threads=1`` and ``num_threads=1``: the same seed gives the same numbers on
-   any worker. Target labels never leave this process; they only score the predictions.
+   any worker. A worker process runs one fit at a time, whatever its number of threads
+   (:mod:`scdeal.model._process`), so its other tasks cannot change a drug's numbers. Target
+   labels never leave this process; they only score the predictions.
 4. As each drug finishes, its result is written atomically to ``OUT/parts/``; a screen started
-   again with the same cells, settings and ``OUT`` reuses the finished drugs (and tries the
-   failed ones again). A worker that dies has its drug retried by Dask
-   (``distributed.scheduler.allowed-failures``) and then reported ``failed``; the other drugs
-   are kept.
+   again with the same cells, settings and ``OUT`` reuses the finished drugs (``ok``, and
+   ``skipped`` for a reason about the drug: unknown, too few labelled lines) and tries the
+   ``failed`` ones again (any other error, e.g. GDSC could not be loaded on a worker). A
+   worker that dies has its drug retried by Dask (``distributed.scheduler.allowed-failures``)
+   and then reported ``failed``; the other drugs are kept.
 
 Outputs (``OUT``): ``screen.h5ad`` (the cells with ``obsm['scdeal_screen']``, cells x drugs
 P(sensitive), ``obsm['scdeal_screen_sd']``, the members' spread, the groups in ``obs`` and the
@@ -38,7 +41,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._io import atomic_path, jsonable
-from ..errors import ScdealError
+from ..errors import DrugError, ScdealError
 from ._screen_engine import (
     CONNECT_TIMEOUT_S,
     ScreenParts,
@@ -53,7 +56,8 @@ log = logging.getLogger(__name__)
 SCREEN_KEY = "scdeal_screen"
 CLUSTER_KEY = "scdeal_cluster"
 DRUG_COLUMNS = ["drug", "status", "reason", "reliable", "member_agreement", "member_consensus",
-                "bulk_test_auroc", "fraction_sensitive", "auroc", "ap", "n_cells", "seconds"]
+                "bulk_test_auroc", "fraction_sensitive", "auroc", "ap", "n_cells",
+                "reused_pretraining", "seconds"]
 GROUP_COLUMNS = ["group", "drug", "n_cells", "mean_p", "fraction_sensitive", "reliable"]
 
 
@@ -136,7 +140,7 @@ def resolve_drugs(bulk, drugs, config) -> list[dict]:
         seen.add(drug)
         try:
             drug_labels(bulk, drug, config, bulk.expression)
-        except ScdealError as err:
+        except DrugError as err:
             if explicit:
                 plan.append({"drug": drug, "status": "skipped", "reason": str(err)})
             continue
