@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from scdeal.errors import ScdealError
 from scdeal.model import ScDEAL, ScDealConfig
 from scdeal.model.cache import ModelCache, cache_key, fingerprint
 
@@ -103,6 +104,93 @@ def test_clear_and_info(tmp_path):
     assert store.info()["entries"] == 0
 
 
+def test_every_configuration_field_is_classified_for_the_cache_keys():
+    # A field added to ScDealConfig must be put in FIELD_ROLES: does it enter the bulk
+    # extractor's key, the cells' stage's, or neither (and why)? Unclassified, it enters every
+    # key (safe, but it may keep a screen's workers from reusing the pre-training).
+    from scdeal.model._keys import FIELD_ROLES, unclassified_fields
+
+    assert unclassified_fields(ScDealConfig) == []
+    known = {f for f in ScDealConfig.__dataclass_fields__}
+    assert set(FIELD_ROLES) <= known, f"stale entries: {sorted(set(FIELD_ROLES) - known)}"
+    assert {role for role, _ in FIELD_ROLES.values()} <= {"bulk", "cells", "drug", "run"}
+    assert all(reason for _, reason in FIELD_ROLES.values())
+
+
+def test_keys_hold_every_field_the_code_and_the_libraries(monkeypatch):
+    import dataclasses
+
+    from scdeal.model import _keys
+
+    base = ScDealConfig()
+    bulk, cells = (_keys.stage_key(s, base) for s in ("bulk_extractor", "target_extractor"))
+    # A field the table does not classify enters every key.
+    monkeypatch.delitem(_keys.FIELD_ROLES, "transfer_epochs")
+    assert _keys.stage_key("bulk_extractor", base.replace(transfer_epochs=7)) != bulk
+    monkeypatch.undo()
+    checked = 0
+    for name, (role, _) in _keys.FIELD_ROLES.items():
+        value = getattr(base, name)
+        changed = {bool: lambda v: not v, int: lambda v: v + 1, float: lambda v: v / 2 + 0.01,
+                   tuple: lambda v: (*v, 3)}.get(type(value))
+        if name == "split":
+            changed = lambda v: (0.5, 0.3, 0.2)  # noqa: E731
+        if changed is None:  # the Literal fields and preprocess: covered by the others
+            continue
+        try:
+            other = dataclasses.replace(base, **{name: changed(value)})
+        except Exception:  # noqa: BLE001 - an invalid value for this field: not this check
+            continue
+        in_bulk = _keys.stage_key("bulk_extractor", other) != bulk
+        in_cells = _keys.stage_key("target_extractor", other) != cells
+        assert (in_bulk, in_cells) == {"bulk": (True, True), "cells": (False, True)}.get(
+            role, (False, False)), name
+        checked += 1
+    assert checked >= 30  # the numeric and boolean fields; the Literal ones are not varied
+    # The training code and the libraries that shape the clusters are parts of the keys.
+    monkeypatch.setattr(_keys, "code_fingerprint", lambda: "other code")
+    assert _keys.stage_key("bulk_extractor", base) != bulk
+    monkeypatch.undo()
+    versions = dict(_keys.library_versions("target_extractor"))
+    assert {"scanpy", "igraph", "leidenalg"} <= set(versions)
+    monkeypatch.setattr(_keys, "library_versions", lambda stage: {**versions, "scanpy": "0"})
+    assert _keys.stage_key("target_extractor", base) != cells
+
+
+def test_the_least_recently_used_entries_go_first_beyond_the_limit(tmp_path, monkeypatch):
+    store = ModelCache(tmp_path, max_bytes=0)
+    keys = [cache_key({"i": i}) for i in range(4)]
+    for i, key in enumerate(keys[:3]):
+        store.put("s", key, {"w": torch.zeros(25_000)}, {})  # 100 kB each
+        os.utime(store.root / "s" / key / "meta.json", (1000 + i, 1000 + i))
+    assert store.get("s", keys[0]) is not None  # the oldest, now the most recently used
+    size = store.info()["bytes"]
+    limited = ModelCache(tmp_path, max_bytes=size)  # room for three entries, not four
+    limited.put("s", keys[3], {"w": torch.zeros(25_000)}, {})
+    assert [limited.get("s", k) is not None for k in keys] == [True, False, True, True]
+    monkeypatch.setenv("SCDEAL_CACHE_MAX_SIZE", "1kB")
+    assert ModelCache(tmp_path).max_bytes == 1000
+    monkeypatch.setenv("SCDEAL_CACHE_MAX_SIZE", "lots")
+    with pytest.raises(ScdealError, match="is not a size"):
+        ModelCache(tmp_path)
+
+
+def test_a_passing_read_error_keeps_the_entry(tmp_path, monkeypatch, caplog):
+    from scdeal.model import cache as cache_module
+
+    store = ModelCache(tmp_path)
+    key = cache_key({"k": "io"})
+    store.put("s", key, {"w": torch.ones(3)}, {})
+
+    def flaky(path):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(cache_module, "_sha256_file", flaky)
+    assert store.get("s", key) is None and "could not read" in caplog.text
+    monkeypatch.undo()
+    assert (store.root / "s" / key).is_dir() and store.get("s", key) is not None
+
+
 # ------------------------------------------------------------------------------------------
 # fits
 
@@ -189,7 +277,7 @@ def test_cli_cache_info_clear_and_no_cache(bulk, gdsc_data_dir, shared_dir, tmp_
     capsys.readouterr()
     assert main(["cache", "info"]) == 0
     out = capsys.readouterr().out
-    assert "2 entries" in out and "bulk_extractor: 1" in out
+    assert "2 entries" in out and "bulk_extractor: 1" in out and "limit 2000 MB" in out
     assert main(["cache", "clear"]) == 0
     assert "removed 2 entries" in capsys.readouterr().out
     assert ModelCache(tmp_path / "cache").info()["entries"] == 0

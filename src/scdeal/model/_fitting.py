@@ -33,6 +33,7 @@ from ..nn import (
 )
 from . import _training as train
 from . import prepare as prep
+from ._keys import stage_key
 from ._progress import _Progress
 from .config import ScDealConfig
 from .metrics import classification_metrics
@@ -114,14 +115,6 @@ def _nearest(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return distance.argmin(1)
 
 
-#: Configuration fields that determine the extractors' pre-training (and the clusters).
-EXTRACTOR_FIELDS = ("extractor", "hidden_dims", "latent_dim", "dropout", "batch_norm",
-                    "activation", "noise", "noise_rate", "kl_weight", "lr", "weight_decay",
-                    "batch_size", "pretrain_epochs", "patience", "split", "device")
-TARGET_FIELDS = ("gene_space", "init_target_from_bulk", "target_val_fraction",
-                 "max_cells_per_epoch", "max_validation_cells", "max_cluster_cells")
-
-
 class SharedStages:
     """The drug-independent stages, trained once per fit (or read from the cache) and
     copied into every ensemble member.
@@ -167,16 +160,6 @@ class SharedStages:
         return self._future.result() if self._future is not None else self._result
 
 
-def _stage_key(stage: str, cfg: ScDealConfig, fields: tuple[str, ...], **parts) -> str:
-    from .. import __version__
-    from .cache import CACHE_FORMAT, cache_key
-
-    config = {f: getattr(cfg, f) for f in fields}
-    return cache_key({"stage": stage, "format": CACHE_FORMAT, "scdeal": __version__,
-                      "torch": torch.__version__.split("+")[0], "seed": cfg.seed,
-                      "config": config, **parts})
-
-
 def _cached_stage(store, stage: str, key: str, build, status: dict[str, str]):
     """``build()`` -> (tensors, meta), or the stored result for ``key``."""
     if store is None:
@@ -212,7 +195,7 @@ def fit_shared(model, bulk_expr: pd.DataFrame, Xs: prep.CellRows, device: torch.
 
     # 1. Bulk extractor M_b.
     Xb = bulk_expr.to_numpy(np.float32)
-    bulk_key = _stage_key("bulk_extractor", cfg, EXTRACTOR_FIELDS, data=fingerprint(
+    bulk_key = stage_key("bulk_extractor", cfg, data=fingerprint(
         Xb, list(bulk_expr.index), list(bulk_expr.columns)))
 
     def train_bulk():
@@ -236,9 +219,8 @@ def fit_shared(model, bulk_expr: pd.DataFrame, Xs: prep.CellRows, device: torch.
     #    and the Leiden clusters of its embedding that the transfer's cluster term uses.
     from_bulk = cfg.gene_space == "shared" and cfg.init_target_from_bulk
     want_clusters = cfg.transfer and cfg.cluster_weight > 0
-    target_key = _stage_key(
-        "target_extractor", cfg, EXTRACTOR_FIELDS + TARGET_FIELDS,
-        data=fingerprint(*_arrays(Xs.X), list(model.target_genes)),
+    target_key = stage_key(
+        "target_extractor", cfg, data=fingerprint(*_arrays(Xs.X), list(model.target_genes)),
         bulk=bulk_key if from_bulk else None,
         clusters=cfg.cluster_resolution if want_clusters else None)
 

@@ -10,8 +10,14 @@ Entries live in ``<cache>/models/<stage>/<key>/`` (``<cache>`` is ``SCDEAL_CACHE
 platform's user cache): ``tensors.safetensors`` and ``meta.json``, which records the tensors'
 SHA-256. They are written into a temporary folder and renamed into place, so a reader never
 sees half an entry and, when two processes fill the same entry at once, the first rename wins
-and the other copy is dropped (both are identical). An entry whose checksum does not match is
-removed and rebuilt, never used.
+and the other copy is dropped (both are identical). An entry whose content is damaged (its
+checksum, format or key does not match) is removed and rebuilt, never used; one that cannot
+be read for a passing reason (an I/O error) is left in place and the stage is trained anew.
+
+The entries together are kept under a size limit (:data:`DEFAULT_MAX_BYTES`, 2 GB; the
+``SCDEAL_CACHE_MAX_SIZE`` environment variable, e.g. ``500MB`` or ``0`` for none, or
+``ModelCache(max_bytes=...)``): after each new entry, the least recently used ones are
+removed until the rest fit. Reading an entry marks it used.
 
 Examples
 --------
@@ -32,6 +38,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -41,10 +48,39 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-#: Bumped whenever what an entry holds, or how it is trained, changes.
+#: Bumped whenever what an entry holds changes (how it is trained enters its key:
+#: :mod:`scdeal.model._keys`).
 CACHE_FORMAT = 1
 _TENSORS = "tensors.safetensors"
 _META = "meta.json"
+#: The size limit of the stored entries when neither ``SCDEAL_CACHE_MAX_SIZE`` nor
+#: ``max_bytes`` says otherwise.
+DEFAULT_MAX_BYTES = 2_000_000_000
+MAX_SIZE_ENV = "SCDEAL_CACHE_MAX_SIZE"
+_UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "M": 1e6, "MB": 1e6, "G": 1e9, "GB": 1e9,
+          "T": 1e12, "TB": 1e12}
+
+
+def parse_size(text: str | int | float) -> int:
+    """Bytes of a size written as ``2GB``, ``500 MB``, ``1.5G`` or ``1000000`` (``0``: no limit).
+
+    Examples
+    --------
+    >>> parse_size("2GB"), parse_size("500 mb"), parse_size(0)
+    (2000000000, 500000000, 0)
+    """
+    from ..errors import ScdealError
+
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        value, unit = float(text), ""
+    else:
+        found = re.fullmatch(r"([0-9]*\.?[0-9]+(?:E[+-]?[0-9]+)?)([KMGT]?B?)",
+                             str(text).strip().upper().replace(" ", ""))
+        value, unit = (float(found[1]), found[2]) if found else (float("nan"), "")
+    if unit not in _UNITS or not np.isfinite(value) or value < 0:
+        raise ScdealError(f"cache size {text!r} is not a size; write it as e.g. 2GB, 500MB or "
+                          f"0 (no limit), in {MAX_SIZE_ENV} or --max-size")
+    return int(value * _UNITS[unit])
 
 
 def cache_key(parts: dict[str, Any]) -> str:
@@ -70,6 +106,13 @@ def fingerprint(*items: Any) -> str:
     return digest.hexdigest()
 
 
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:  # a read-only cache: its order of use is not kept
+        pass
+
+
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -86,14 +129,21 @@ class ModelCache:
     root
         The cache folder; entries go to ``root/models``. ``None``: the scdeal cache
         (``SCDEAL_CACHE_DIR``, else the platform's user cache).
+    max_bytes
+        Size limit of the entries (bytes, or a size such as ``"2GB"``; 0: none). ``None``:
+        ``SCDEAL_CACHE_MAX_SIZE``, else :data:`DEFAULT_MAX_BYTES`.
     """
 
-    def __init__(self, root: str | os.PathLike | None = None):
+    def __init__(self, root: str | os.PathLike | None = None,
+                 max_bytes: int | str | None = None):
         if root is None:
             from ..data.sources import cache_dir
 
             root = cache_dir()
         self.root = Path(root).expanduser() / "models"
+        if max_bytes is None:
+            max_bytes = os.environ.get(MAX_SIZE_ENV) or DEFAULT_MAX_BYTES
+        self.max_bytes = parse_size(max_bytes)
 
     def __repr__(self) -> str:
         return f"ModelCache({str(self.root.parent)!r})"
@@ -110,17 +160,27 @@ class ModelCache:
         if not entry.is_dir():
             return None
         try:
-            meta = json.loads((entry / _META).read_text())
+            meta_text = (entry / _META).read_text()
+            actual = _sha256_file(entry / _TENSORS)
+        except FileNotFoundError:  # removed meanwhile (evicted, cleared) or incomplete
+            return None
+        except OSError as err:  # a passing I/O problem: keep the entry, train this time
+            log.warning("scdeal cache: could not read entry %s/%s (%s); training the stage "
+                        "instead", stage, key[:12], err)
+            return None
+        try:
+            meta = json.loads(meta_text)
             if meta.get("format") != CACHE_FORMAT or meta.get("key") != key:
                 raise ValueError("format or key mismatch")
-            if _sha256_file(entry / _TENSORS) != meta["sha256"]:
+            if actual != meta["sha256"]:
                 raise ValueError("checksum mismatch")
             tensors = load_file(entry / _TENSORS)
-        except Exception as err:  # noqa: BLE001 - any unreadable entry is rebuilt
+        except Exception as err:  # noqa: BLE001 - damaged content: never used, rebuilt
             log.warning("scdeal cache: entry %s/%s is unreadable (%s); rebuilding it", stage,
                         key[:12], err)
             self._remove(entry)
             return None
+        _touch(entry / _META)  # used now (for the size limit's least-recently-used order)
         return tensors, meta
 
     def put(self, stage: str, key: str, tensors: dict, meta: dict[str, Any]) -> None:
@@ -147,18 +207,58 @@ class ModelCache:
         except OSError as err:
             log.warning("scdeal cache: could not store %s/%s (%s); continuing without it",
                         stage, key[:12], err)
+            return
         finally:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
+        self.evict(keep=entry)
 
-    def _remove(self, entry: Path) -> None:
+    def evict(self, keep: Path | None = None) -> int:
+        """Remove the least recently used entries until the rest fit in ``max_bytes`` (never
+        ``keep``, the entry just stored); return how many were removed."""
+        if not self.max_bytes:
+            return 0
+        rows = self._entries_by_use()
+        total = sum(size for _, size, _ in rows)
+        removed = 0
+        for entry, size, _ in rows:
+            if total <= self.max_bytes:
+                break
+            if keep is not None and entry == keep:
+                continue
+            if self._remove(entry):
+                total -= size
+                removed += 1
+        if removed:
+            log.info("scdeal cache: removed %d least recently used entr%s to stay under %.0f MB",
+                     removed, "y" if removed == 1 else "ies", self.max_bytes / 1e6)
+        return removed
+
+    def _entries_by_use(self) -> list[tuple[Path, int, float]]:
+        """(folder, bytes, last use) of every entry, least recently used first."""
+        rows = []
+        if not self.root.is_dir():
+            return rows
+        for stage_dir in (p for p in self.root.iterdir() if p.is_dir()):
+            for entry in (p for p in stage_dir.iterdir()
+                          if p.is_dir() and not p.name.startswith(".")):
+                try:
+                    files = [f.stat() for f in entry.iterdir() if f.is_file()]
+                    used = (entry / _META).stat().st_mtime
+                except OSError:  # removed meanwhile
+                    continue
+                rows.append((entry, sum(f.st_size for f in files), used))
+        return sorted(rows, key=lambda row: row[2])
+
+    def _remove(self, entry: Path) -> bool:
         # Rename first so that a concurrent reader never sees a half-deleted entry.
         trash = entry.with_name(f".{entry.name}.{os.getpid()}.trash")
         try:
             os.rename(entry, trash)
         except OSError:
-            return
+            return False
         shutil.rmtree(trash, ignore_errors=True)
+        return True
 
     def entries(self) -> list[dict[str, Any]]:
         """One dict per stored entry: stage, key, size in bytes, and what its meta records."""
@@ -179,13 +279,15 @@ class ModelCache:
         return rows
 
     def info(self) -> dict[str, Any]:
-        """Folder, number of entries, total bytes and entries per stage."""
+        """Folder, number of entries, total bytes, the size limit (``max_bytes``, 0: none)
+        and entries per stage."""
         rows = self.entries()
         stages: dict[str, int] = {}
         for row in rows:
             stages[row["stage"]] = stages.get(row["stage"], 0) + 1
         return {"folder": str(self.root), "entries": len(rows),
-                "bytes": sum(r["bytes"] for r in rows), "stages": stages}
+                "bytes": sum(r["bytes"] for r in rows), "max_bytes": self.max_bytes,
+                "stages": stages}
 
     def clear(self) -> int:
         """Remove every entry; return how many there were."""

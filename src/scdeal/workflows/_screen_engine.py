@@ -165,8 +165,11 @@ def screen_fingerprint(adata: AnnData, config, gene_ids: str) -> str:
 
     X = adata.X
     arrays = ((X.data, X.indices, X.indptr) if sp.issparse(X) else (np.asarray(X),))
+    from ..model._keys import FIELD_ROLES
+
+    # Every setting but those that change no number (how the work is spread over cores).
     settings = {k: v for k, v in config.to_dict().items()
-                if k not in ("member_threads", "num_threads")}
+                if FIELD_ROLES.get(k, ("", ""))[0] != "run"}
     return cache_key({"cells": fingerprint(*arrays, list(adata.obs_names), list(adata.var_names)),
                       "config": settings, "gene_ids": gene_ids, "scdeal": __version__})
 
