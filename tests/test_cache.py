@@ -108,7 +108,7 @@ def test_every_configuration_field_is_classified_for_the_cache_keys():
     # A field added to ScDealConfig must be put in FIELD_ROLES: does it enter the bulk
     # extractor's key, the cells' stage's, or neither (and why)? Unclassified, it enters every
     # key (safe, but it may keep a screen's workers from reusing the pre-training).
-    from scdeal.model._keys import FIELD_ROLES, unclassified_fields
+    from scdeal.model.cache_keys import FIELD_ROLES, unclassified_fields
 
     assert unclassified_fields(ScDealConfig) == []
     known = {f for f in ScDealConfig.__dataclass_fields__}
@@ -120,7 +120,7 @@ def test_every_configuration_field_is_classified_for_the_cache_keys():
 def test_keys_hold_every_field_the_code_and_the_libraries(monkeypatch):
     import dataclasses
 
-    from scdeal.model import _keys
+    from scdeal.model import cache_keys as _keys
 
     base = ScDealConfig()
     bulk, cells = (_keys.stage_key(s, base) for s in ("bulk_extractor", "target_extractor"))

@@ -33,8 +33,8 @@ from ..nn import (
 )
 from . import _training as train
 from . import prepare as prep
-from ._keys import stage_key
 from ._progress import _Progress
+from .cache_keys import stage_key
 from .config import ScDealConfig
 from .metrics import classification_metrics
 

@@ -30,12 +30,12 @@ from ..nn import (
 from . import _fitting as fitting
 from . import _persistence as persistence
 from . import prepare as prep
-from ._process import PROCESS_LOCK
 from ._progress import _Progress
 from ._training import subsample
 from .config import ScDealConfig
 from .metrics import label_metrics
 from .predictions import prediction_columns
+from .process_lock import PROCESS_LOCK
 from .reliability import UNRELIABLE_ADVICE, reliability_diagnostics
 
 log = logging.getLogger(__name__)

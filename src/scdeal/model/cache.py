@@ -49,7 +49,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 #: Bumped whenever what an entry holds changes (how it is trained enters its key:
-#: :mod:`scdeal.model._keys`).
+#: :mod:`scdeal.model.cache_keys`).
 CACHE_FORMAT = 1
 _TENSORS = "tensors.safetensors"
 _META = "meta.json"

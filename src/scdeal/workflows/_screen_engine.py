@@ -49,13 +49,13 @@ def fit_drug(adata: AnnData, drug: str, config, entries: dict, gene_ids: str) ->
     worker, no GPU, ...) is raised: the screen records the drug as ``failed`` and tries it
     again when resumed.
 
-    The task holds the process (:data:`scdeal.model._process.PROCESS_LOCK`) from start to
+    The task holds the process (:data:`scdeal.model.process_lock.PROCESS_LOCK`) from start to
     end: a worker with several threads runs one fit at a time, so a drug's numbers do not
     depend on what else the worker runs.
     """
     from ..model import ScDEAL
-    from ..model._process import PROCESS_LOCK
     from ..model.cache import MemoryCache
+    from ..model.process_lock import PROCESS_LOCK
 
     with PROCESS_LOCK:
         started, started_at = time.perf_counter(), time.time()
@@ -165,7 +165,7 @@ def screen_fingerprint(adata: AnnData, config, gene_ids: str) -> str:
 
     X = adata.X
     arrays = ((X.data, X.indices, X.indptr) if sp.issparse(X) else (np.asarray(X),))
-    from ..model._keys import FIELD_ROLES
+    from ..model.cache_keys import FIELD_ROLES
 
     # Every setting but those that change no number (how the work is spread over cores).
     settings = {k: v for k, v in config.to_dict().items()

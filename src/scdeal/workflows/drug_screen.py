@@ -12,8 +12,8 @@ How a screen runs (:func:`screen`, ``scdeal screen``):
    :class:`~scdeal.model.cache.MemoryCache`), so workers need no shared disk. Each task fits
    with ``member_threads=1`` and ``num_threads=1``: the same seed gives the same numbers on
    any worker. A worker process runs one fit at a time, whatever its number of threads
-   (:mod:`scdeal.model._process`), so its other tasks cannot change a drug's numbers. Target
-   labels never leave this process; they only score the predictions.
+   (:mod:`scdeal.model.process_lock`), so its other tasks cannot change a drug's numbers.
+   Target labels never leave this process; they only score the predictions.
 4. As each drug finishes, its result is written atomically to ``OUT/parts/``; a screen started
    again with the same cells, settings and ``OUT`` reuses the finished drugs (``ok``, and
    ``skipped`` for a reason about the drug: unknown, too few labelled lines) and tries the
