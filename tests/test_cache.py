@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -83,6 +84,55 @@ def test_two_processes_filling_the_same_entry(tmp_path):
     assert torch.all(tensors["w"] == meta["value"])
     assert [p.name for p in (store.root / "stage").iterdir()] == [key]  # no leftovers
     assert store.info()["entries"] == 1
+
+
+_FIRST_RUN = """
+import json, os, sys
+import numpy as np
+from scdeal.data import load_gdsc
+from scdeal.data.simulate import demo_target
+from scdeal.model import ScDEAL
+open(sys.argv[1], "w").close()  # ready
+while not os.path.exists(sys.argv[2]):  # start together
+    pass
+bulk = load_gdsc()
+cells, _ = demo_target(bulk, "Gefitinib", lines_per_class=3, cells_per_line=5, n_genes=300)
+model = ScDEAL(**json.loads(sys.argv[3])).fit(cells, "Gefitinib", gene_ids="symbol")
+print(json.dumps({"lines": bulk.expression.shape[0], "cache": model.training["cache"],
+                  "p": model.predict_proba(cells).round(6).tolist()}))
+"""
+
+
+def test_two_first_runs_at_once_on_an_empty_cache(gdsc_data_dir, tmp_path):
+    # Both succeed and leave one valid copy of everything they cache: GDSC's tables converted
+    # from the wheel, and the pre-trained stages.
+    cache = tmp_path / "cache"
+    env = {**os.environ, "SCDEAL_DATA_DIR": gdsc_data_dir, "SCDEAL_CACHE_DIR": str(cache)}
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", _FIRST_RUN, str(tmp_path / f"ready{i}"),
+                               str(go), json.dumps({**TINY, "member_threads": 1})],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    deadline = time.time() + 120
+    while not all((tmp_path / f"ready{i}").exists() for i in range(2)) and time.time() < deadline:
+        time.sleep(0.05)
+    go.touch()
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
+    runs = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    assert runs[0]["lines"] == runs[1]["lines"] > 900 and runs[0]["p"] == runs[1]["p"]
+    # One copy of each file and entry, nothing temporary left, and all of it readable again.
+    leftovers = [p.name for p in cache.rglob("*") if p.name.startswith(".")
+                 or ".tmp" in p.name or p.name.endswith(".trash")]
+    assert leftovers == []
+    assert ModelCache(cache).info()["stages"] == {"bulk_extractor": 1, "target_extractor": 1}
+    again = subprocess.run([sys.executable, "-c", _FIRST_RUN, str(tmp_path / "r"),
+                            str(go), json.dumps({**TINY, "member_threads": 1})], env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    rerun = json.loads(again.stdout.strip().splitlines()[-1])
+    assert rerun["cache"] == {"bulk_extractor": "hit", "target_extractor": "hit"}
+    assert rerun["p"] == runs[0]["p"]
 
 
 def test_an_unwritable_cache_is_not_fatal(tmp_path, caplog):

