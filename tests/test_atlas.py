@@ -65,29 +65,29 @@ def test_leiden_on_a_sample_gives_every_cell_the_cluster_of_its_group():
     assert len(set.union(*per_group)) == 3
 
 
-def test_a_fit_beyond_max_training_cells_trains_on_a_seeded_sample(bulk, gefitinib_cells):
+def test_a_fit_beyond_max_training_cells_trains_on_a_seeded_sample(bulk, target_cells):
     config = ScDealConfig(**TINY, max_training_cells=40)
-    model = ScDEAL(config, cache=False).fit(gefitinib_cells.copy(), "Gefitinib", bulk=bulk,
+    model = ScDEAL(config, cache=False).fit(target_cells.copy(), "Gefitinib", bulk=bulk,
                                             gene_ids="entrez")
     assert model.training["training_sample"] == {"cells": 40, "of": 66}
     assert model.training["n_target_cells"] == 40
-    p = model.predict_proba(gefitinib_cells)
+    p = model.predict_proba(target_cells)
     assert p.notna().all() and len(p) == 66  # every cell predicted
     # The sample is the seeded one: fitting on it directly gives the same model.
     rows = training_rows(66, 40, config.seed)
-    direct = ScDEAL(config, cache=False).fit(gefitinib_cells[rows].copy(), "Gefitinib",
+    direct = ScDEAL(config, cache=False).fit(target_cells[rows].copy(), "Gefitinib",
                                              bulk=bulk, gene_ids="entrez")
     assert direct.training["training_sample"] is None
-    np.testing.assert_array_equal(direct.predict_proba(gefitinib_cells), p)
+    np.testing.assert_array_equal(direct.predict_proba(target_cells), p)
 
 
 @pytest.fixture(scope="module")
-def backed_and_in_memory(gdsc_data_dir, gefitinib_cells, tmp_path_factory):
+def backed_and_in_memory(gdsc_data_dir, target_cells, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("SCDEAL_DATA_DIR", gdsc_data_dir)
     folder = tmp_path_factory.mktemp("backed")
     target = folder / "cells.h5ad"
-    cells = gefitinib_cells.copy()
+    cells = target_cells.copy()
     cells.obs["response"] = (np.arange(cells.n_obs) % 2).astype(int)  # any labels
     cells.write_h5ad(target)
     config = folder / "config.json"
@@ -130,3 +130,55 @@ def test_backed_needs_an_h5ad_file(tmp_path, capsys, gdsc_data_dir, monkeypatch)
     err = capsys.readouterr().err
     assert code == 1 and len(err.strip().splitlines()) == 1 and ".h5ad" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_file_larger_than_its_share_of_memory_is_read_backed_without_the_flag(
+        backed_and_in_memory, gdsc_data_dir, tmp_path, monkeypatch, capsys):
+    from scdeal.model import backed as backed_module
+
+    target, backed, _ = backed_and_in_memory
+    size = backed_module.matrix_bytes(target)
+    assert size == anndata.read_h5ad(target).X.nbytes  # dense float32: the estimate is exact
+    monkeypatch.setenv("SCDEAL_DATA_DIR", gdsc_data_dir)
+    config = target.parent / "config.json"  # the fixture's settings
+    common = ["run", "--drug", "Gefitinib", "--target", str(target), "--gene-ids", "entrez",
+              "--config", str(config), "--label-key", "response", "--no-cache"]
+    # As if this machine had 10 times the file's matrix in memory: 10% > the 5% share.
+    monkeypatch.setattr(backed_module, "total_memory", lambda: 10 * size)
+    assert main([*common, "--out", str(tmp_path / "auto")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    notice = [line for line in printed if "block of cells at a time" in line]
+    assert len(notice) == 1 and "cells.h5ad" in notice[0] and "--no-backed" in notice[0]
+    run = json.loads((tmp_path / "auto" / "run.json").read_text())
+    assert run["backed"] is True
+    assert run["training"]["training_sample"] == {"cells": 40, "of": 66}
+    np.testing.assert_allclose(
+        anndata.read_h5ad(tmp_path / "auto" / "predictions.h5ad").obs["sens_preds"],
+        anndata.read_h5ad(backed / "predictions.h5ad").obs["sens_preds"], atol=1e-6)
+    # --no-backed reads it whole, and a machine with room to spare does so unasked.
+    assert main([*common, "--no-backed", "--out", str(tmp_path / "whole")]) == 0
+    assert "backed" not in json.loads((tmp_path / "whole" / "run.json").read_text())
+    monkeypatch.setattr(backed_module, "total_memory", lambda: 100 * size)
+    assert main([*common, "--out", str(tmp_path / "roomy")]) == 0
+    assert "block of cells" not in capsys.readouterr().out
+    assert "backed" not in json.loads((tmp_path / "roomy" / "run.json").read_text())
+
+
+def test_fit_given_a_large_file_trains_on_a_sample_read_in_blocks(
+        backed_and_in_memory, bulk, monkeypatch, caplog):
+    from scdeal.model import backed as backed_module
+
+    target, _, _ = backed_and_in_memory
+    config = ScDealConfig(**TINY, max_training_cells=40)
+    monkeypatch.setattr(backed_module, "total_memory",
+                        lambda: 10 * backed_module.matrix_bytes(target))
+    with caplog.at_level("INFO", logger="scdeal"):
+        model = ScDEAL(config, cache=False).fit(target, "Gefitinib", bulk=bulk,
+                                                gene_ids="entrez")
+    assert "block of cells at a time" in caplog.text
+    assert model.training["training_sample"] == {"cells": 40, "of": 66}
+    # The same seeded sample as a fit given the cells in memory.
+    cells = anndata.read_h5ad(target)
+    direct = ScDEAL(config, cache=False).fit(cells, "Gefitinib", bulk=bulk, gene_ids="entrez")
+    np.testing.assert_allclose(direct.predict_proba(cells), model.predict_proba(cells),
+                               atol=1e-6)

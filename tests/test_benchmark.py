@@ -34,7 +34,6 @@ from scdeal.errors import ScdealError
 from scdeal.model import ScDealConfig, classification_metrics
 
 REPO = Path(__file__).resolve().parents[1]
-GEFITINIB = "scad/Target_expr_resp_z.Gefitinib_tp4k.tsv"
 TINY = dict(hidden_dims=[32], latent_dim=8, predictor_dims=[8], pretrain_epochs=3,
             predictor_epochs=3, transfer_epochs=3, patience=2, batch_size=64, n_models=2)
 
@@ -183,8 +182,8 @@ def test_shipped_case_file_names_the_three_scad_cases(shared_dir):
                for c in cases)
 
 
-def test_load_case_keeps_labels_away_from_the_expression(shared_dir):
-    path = shared_dir / GEFITINIB
+def test_load_case_keeps_labels_away_from_the_expression(target_file):
+    path = target_file
     case = BenchmarkCase("Gefitinib", "Gefitinib", path, "response", "entrez")
     prepared = load_case(case)
     table = pd.read_csv(path, sep="\t", index_col=0)
@@ -196,8 +195,8 @@ def test_load_case_keeps_labels_away_from_the_expression(shared_dir):
     pd.testing.assert_series_equal(prepared.labels, expected, check_names=False)
 
 
-def test_load_case_refuses_an_unknown_label_column(shared_dir):
-    case = BenchmarkCase("G", "Gefitinib", shared_dir / GEFITINIB, "outcome", "entrez")
+def test_load_case_refuses_an_unknown_label_column(target_file):
+    case = BenchmarkCase("G", "Gefitinib", target_file, "outcome", "entrez")
     with pytest.raises(ScdealError, match="outcome"):
         load_case(case)
 
@@ -259,11 +258,11 @@ def test_baselines_return_the_probability_of_sensitive(name):
     assert skm.roc_auc_score(y_target, prob) > 0.9
 
 
-def test_domain_matrices_use_shared_genes_all_labels_and_per_domain_scaling(bulk, shared_dir):
+def test_domain_matrices_use_shared_genes_all_labels_and_per_domain_scaling(bulk, target_file):
     from scdeal.data.genes import harmonize_var_names
     from scdeal.model.prepare import bulk_expression_on_symbols
 
-    case = load_case(BenchmarkCase("G", "Gefitinib", shared_dir / GEFITINIB, "response",
+    case = load_case(BenchmarkCase("G", "Gefitinib", target_file, "response",
                                    "entrez"))
     m = domain_matrices(bulk, "Gefitinib", case.features, gene_ids="entrez",
                         config=ScDealConfig())
@@ -300,8 +299,8 @@ def _broken(seed):
     raise RuntimeError("boom")
 
 
-def test_run_records_a_failed_method_and_shares_the_scdeal_fit(bulk, shared_dir):
-    case = BenchmarkCase("Gefitinib", "Gefitinib", shared_dir / GEFITINIB, "response", "entrez")
+def test_run_records_a_failed_method_and_shares_the_scdeal_fit(bulk, target_file):
+    case = BenchmarkCase("Gefitinib", "Gefitinib", target_file, "response", "entrez")
     broken = Baseline("broken", "always fails", _broken)
     methods = [METHODS["scdeal_no_transfer"], broken, METHODS["scdeal"]]
     table = run_benchmark([case], methods, seeds=[1], bulk=bulk, config_overrides=TINY)
@@ -326,8 +325,8 @@ def test_run_records_a_failed_method_and_shares_the_scdeal_fit(bulk, shared_dir)
     assert alone.loc[0, "shared_fit"] == ""
 
 
-def test_worker_processes_give_the_same_rows(bulk, shared_dir):
-    case = BenchmarkCase("Gefitinib", "Gefitinib", shared_dir / GEFITINIB, "response", "entrez")
+def test_worker_processes_give_the_same_rows(bulk, target_file):
+    case = BenchmarkCase("Gefitinib", "Gefitinib", target_file, "response", "entrez")
     methods = [METHODS["logreg"], Baseline("broken", "always fails", _broken)]
     inline = run_benchmark([case], methods, seeds=[0], bulk=bulk, jobs=1)
     workers = run_benchmark([case], methods, seeds=[0], bulk=bulk, jobs=2)
@@ -349,8 +348,8 @@ def test_ablation_variants_run_with_fewer_seeds_and_replicates_do_not_overlap():
     assert all(not (members[i] & members[j]) for i in range(5) for j in range(i + 1, 5))
 
 
-def test_config_overrides_may_not_set_the_seed(bulk, shared_dir):
-    case = BenchmarkCase("G", "Gefitinib", shared_dir / GEFITINIB, "response", "entrez")
+def test_config_overrides_may_not_set_the_seed(bulk, target_file):
+    case = BenchmarkCase("G", "Gefitinib", target_file, "response", "entrez")
     with pytest.raises(ScdealError, match="seed"):
         run_benchmark([case], [METHODS["scdeal"]], seeds=[0], bulk=bulk,
                       config_overrides={"seed": 3})
@@ -434,12 +433,13 @@ def test_benchmark_help_lists_every_method(capsys):
     assert [m.strip() for m in listed.split(",")] == list(METHODS)
 
 
-def test_benchmark_command_end_to_end(tmp_path, shared_dir, gdsc_data_dir, monkeypatch, capsys):
+def test_benchmark_command_end_to_end(tmp_path, target_file, gdsc_data_dir, monkeypatch, capsys):
     monkeypatch.setenv("SCDEAL_DATA_DIR", gdsc_data_dir)
-    cases = _write(tmp_path / "cases.toml", CASE.format(name="Gefitinib", target=GEFITINIB))
+    cases = _write(tmp_path / "cases.toml", CASE.format(name="Gefitinib",
+                                                          target=target_file.name))
     out = tmp_path / "bench"
     methods = ["scdeal", "scdeal_no_transfer", "logreg", "mlp"]
-    code = main(["benchmark", "--cases", str(cases), "--data-dir", str(shared_dir),
+    code = main(["benchmark", "--cases", str(cases), "--data-dir", str(target_file.parent),
                  "--methods", ",".join(methods), "--seeds", "1", "--jobs", "1", "--out", str(out),
                  "--config-overrides", json.dumps(TINY)])
     printed = capsys.readouterr().out
@@ -449,7 +449,7 @@ def test_benchmark_command_end_to_end(tmp_path, shared_dir, gdsc_data_dir, monke
     assert list(table.columns) == list(RESULT_COLUMNS)
     assert list(table.method) == methods and set(table.case) == {"Gefitinib"}
     assert set(table.seed) == {0}
-    labels = pd.read_csv(shared_dir / GEFITINIB, sep="\t", usecols=["response"])["response"]
+    labels = pd.read_csv(target_file, sep="\t", usecols=["response"])["response"]
     assert (table.n_cells == len(labels)).all()
     assert table.prevalence.to_numpy() == pytest.approx(labels.mean())
     for metric in ("auroc", "ap", "f1", "f1_weighted", "balanced_accuracy"):

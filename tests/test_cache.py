@@ -256,15 +256,15 @@ def _state(net):
 
 
 def test_another_drug_reuses_the_pretraining_and_gives_the_same_networks(
-        bulk, gefitinib_cells, tmp_path):
-    cold = _fit(gefitinib_cells, bulk, "Gefitinib", tmp_path)
+        bulk, target_cells, tmp_path):
+    cold = _fit(target_cells, bulk, "Gefitinib", tmp_path)
     assert cold.training["cache"] == {"bulk_extractor": "miss", "target_extractor": "miss"}
-    other = _fit(gefitinib_cells, bulk, "Erlotinib", tmp_path)
+    other = _fit(target_cells, bulk, "Erlotinib", tmp_path)
     assert other.training["cache"] == {"bulk_extractor": "hit", "target_extractor": "hit"}
     assert other.drug == "Erlotinib"
     # The same drug again from the cache, and without any cache: identical to the cold fit.
-    warm = _fit(gefitinib_cells, bulk, "Gefitinib", tmp_path)
-    off = _fit(gefitinib_cells, bulk, "Gefitinib", False)
+    warm = _fit(target_cells, bulk, "Gefitinib", tmp_path)
+    off = _fit(target_cells, bulk, "Gefitinib", False)
     assert off.training["cache"] == {"bulk_extractor": "off", "target_extractor": "off"}
     for model in (warm, off):
         for a, b in ((model.target_net, cold.target_net), (model.bulk_net, cold.bulk_net)):
@@ -276,39 +276,39 @@ def test_another_drug_reuses_the_pretraining_and_gives_the_same_networks(
     assert {("bulk_predictor", 0), ("bulk_predictor", 1), ("target_extractor", 1)} <= set(stages)
 
 
-def test_what_the_key_depends_on(bulk, gefitinib_cells, tmp_path):
-    _fit(gefitinib_cells, bulk, "Gefitinib", tmp_path)
+def test_what_the_key_depends_on(bulk, target_cells, tmp_path):
+    _fit(target_cells, bulk, "Gefitinib", tmp_path)
     # Another seed or extractor setting: new entries; predictor settings: the same ones.
-    assert _fit(gefitinib_cells, bulk, "Gefitinib", tmp_path, seed=1).training["cache"] == {
+    assert _fit(target_cells, bulk, "Gefitinib", tmp_path, seed=1).training["cache"] == {
         "bulk_extractor": "miss", "target_extractor": "miss"}
-    assert _fit(gefitinib_cells, bulk, "Gefitinib", tmp_path,
+    assert _fit(target_cells, bulk, "Gefitinib", tmp_path,
                 predictor_dims=(16,)).training["cache"]["bulk_extractor"] == "hit"
-    assert _fit(gefitinib_cells, bulk, "Gefitinib", tmp_path,
+    assert _fit(target_cells, bulk, "Gefitinib", tmp_path,
                 latent_dim=4).training["cache"]["bulk_extractor"] == "miss"
     # Fewer cells: the bulk extractor is reused, the cell stages are not.
-    fewer = _fit(gefitinib_cells[:50], bulk, "Gefitinib", tmp_path)
+    fewer = _fit(target_cells[:50], bulk, "Gefitinib", tmp_path)
     assert fewer.training["cache"] == {"bulk_extractor": "hit", "target_extractor": "miss"}
     # Without the cluster term no shared cell extractor is needed, so none is trained.
-    plain = _fit(gefitinib_cells, bulk, "Gefitinib", tmp_path, cluster_weight=0.0)
+    plain = _fit(target_cells, bulk, "Gefitinib", tmp_path, cluster_weight=0.0)
     assert plain.training["cache"] == {"bulk_extractor": "hit", "target_extractor": "unused"}
     # Other bulk lines (e.g. held out by the demo): a new bulk extractor.
-    held = _fit(gefitinib_cells, bulk.without_lines(list(bulk.expression.index[:5])),
+    held = _fit(target_cells, bulk.without_lines(list(bulk.expression.index[:5])),
                 "Gefitinib", tmp_path)
     assert held.training["cache"]["bulk_extractor"] == "miss"
 
 
-def test_a_fit_survives_a_corrupt_entry(bulk, gefitinib_cells, tmp_path):
-    first = _fit(gefitinib_cells, bulk, "Gefitinib", tmp_path)
+def test_a_fit_survives_a_corrupt_entry(bulk, target_cells, tmp_path):
+    first = _fit(target_cells, bulk, "Gefitinib", tmp_path)
     for f in (tmp_path / "models").glob("*/*/tensors.safetensors"):
         f.write_bytes(f.read_bytes()[:100])
-    again = _fit(gefitinib_cells, bulk, "Gefitinib", tmp_path)
+    again = _fit(target_cells, bulk, "Gefitinib", tmp_path)
     assert again.training["cache"] == {"bulk_extractor": "miss", "target_extractor": "miss"}
-    X, _ = first.target_matrix(gefitinib_cells)
+    X, _ = first.target_matrix(target_cells)
     np.testing.assert_array_equal(first.target_net.predict_proba(torch.as_tensor(X)).numpy(),
                                   again.target_net.predict_proba(torch.as_tensor(X)).numpy())
 
 
-def test_cli_cache_info_clear_and_no_cache(bulk, gdsc_data_dir, shared_dir, tmp_path, capsys,
+def test_cli_cache_info_clear_and_no_cache(bulk, gdsc_data_dir, target_file, tmp_path, capsys,
                                            monkeypatch):
     from scdeal.cli import main
 
@@ -316,7 +316,7 @@ def test_cli_cache_info_clear_and_no_cache(bulk, gdsc_data_dir, shared_dir, tmp_
     monkeypatch.setenv("SCDEAL_CACHE_DIR", str(tmp_path / "cache"))
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps({**TINY, "hidden_dims": [32], "predictor_dims": [8]}))
-    target = shared_dir / "scad" / "Target_expr_resp_z.Gefitinib_tp4k.tsv"
+    target = target_file
     args = ["--quiet", "run", "--drug", "Gefitinib", "--target", str(target), "--gene-ids",
             "entrez", "--config", str(config)]
     assert main([*args, "--no-cache", "--out", str(tmp_path / "a")]) == 0
@@ -348,7 +348,7 @@ def test_umap_kernels_are_compiled_once_per_installation(tmp_path):
 
 
 def test_the_shared_cells_stage_trained_beside_the_members_changes_nothing(
-        bulk, gefitinib_cells, monkeypatch):
+        bulk, target_cells, monkeypatch):
     # With member threads the shared M_s (for the clusters) trains in the members' pool
     # while the first members start; it draws from torch's global generator, which the members
     # leave alone, so every number is what the sequential fit gives.
@@ -366,10 +366,10 @@ def test_the_shared_cells_stage_trained_beside_the_members_changes_nothing(
         return leiden(*args, **kwargs)
 
     monkeypatch.setattr(fitting, "leiden_clusters", spy)
-    fits = [_fit(gefitinib_cells, bulk, "Gefitinib", False, member_threads=threads,
+    fits = [_fit(target_cells, bulk, "Gefitinib", False, member_threads=threads,
                  n_models=3, pretrain_epochs=6, patience=3) for threads in (1, 2)]
     assert where[0] == threading.current_thread().name and where[1].startswith("scdeal")
-    X, _ = fits[0].target_matrix(gefitinib_cells)
+    X, _ = fits[0].target_matrix(target_cells)
     for one, two in zip(fits[0].members, fits[1].members, strict=True):
         for net in ("target_net", "pretransfer_net", "bulk_net"):
             np.testing.assert_array_equal(
@@ -379,13 +379,13 @@ def test_the_shared_cells_stage_trained_beside_the_members_changes_nothing(
     assert same[0] == same[1]
 
 
-def test_members_in_threads_give_the_same_numbers(bulk, gefitinib_cells, tmp_path):
+def test_members_in_threads_give_the_same_numbers(bulk, target_cells, tmp_path):
     # Each member draws from its own generators, so training them side by side changes
     # nothing; a second fit with the same seed is identical too.
-    one = _fit(gefitinib_cells, bulk, "Gefitinib", tmp_path, member_threads=1, n_models=3)
-    two = _fit(gefitinib_cells, bulk, "Gefitinib", tmp_path, member_threads=2, n_models=3)
-    again = _fit(gefitinib_cells, bulk, "Gefitinib", tmp_path, member_threads=2, n_models=3)
-    X, _ = one.target_matrix(gefitinib_cells)
+    one = _fit(target_cells, bulk, "Gefitinib", tmp_path, member_threads=1, n_models=3)
+    two = _fit(target_cells, bulk, "Gefitinib", tmp_path, member_threads=2, n_models=3)
+    again = _fit(target_cells, bulk, "Gefitinib", tmp_path, member_threads=2, n_models=3)
+    X, _ = one.target_matrix(target_cells)
     p = [m.target_net.predict_proba(torch.as_tensor(X)).numpy() for m in (one, two, again)]
     np.testing.assert_array_equal(p[0], p[1])
     np.testing.assert_array_equal(p[1], p[2])

@@ -1,4 +1,5 @@
-"""The command line end to end on a tiny real case: run, predict, data gdsc, data info, errors."""
+"""The command line end to end on a tiny case (real GDSC, simulated cells in the layout of the
+SCAD files): run, predict, data gdsc, data info, errors."""
 
 from __future__ import annotations
 
@@ -16,15 +17,15 @@ TINY = {"hidden_dims": [32], "latent_dim": 8, "predictor_dims": [8], "pretrain_e
 
 
 @pytest.fixture(scope="module")
-def run_dir(gdsc_data_dir, shared_dir, tmp_path_factory):
+def run_dir(gdsc_data_dir, target_file, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("SCDEAL_DATA_DIR", gdsc_data_dir)
     out = tmp_path_factory.mktemp("cli") / "run"
     config = out.parent / "tiny.json"
     config.write_text(json.dumps(TINY))
-    target = shared_dir / "scad" / "Target_expr_resp_z.PLX4720_tp4k.tsv"
+    target = target_file
     try:
-        code = main(["--quiet", "run", "--drug", "PLX4720", "--target", str(target),
+        code = main(["--quiet", "run", "--drug", "Gefitinib", "--target", str(target),
                      "--label-key", "response", "--gene-ids", "entrez", "--config", str(config),
                      "--seed", "1", "--out", str(out)])
         yield out, target
@@ -41,9 +42,9 @@ def test_run_writes_the_documented_files(run_dir):
     for key in ("auroc", "ap", "f1", "f1_weighted", "mcc", "balanced_accuracy", "n_cells",
                 "prevalence"):
         assert key in metrics
-    assert metrics["n_cells"] == 108
+    assert metrics["n_cells"] == 66
     run = json.loads((out / "run.json").read_text())
-    assert run["drug"] == "PLX-4720" and run["config"]["seed"] == 1
+    assert run["drug"] == "Gefitinib" and run["config"]["seed"] == 1
     assert {"read_target", "bulk_extractor", "transfer", "predict", "total"} <= set(run["timings_s"])
     pred = anndata.read_h5ad(out / "predictions.h5ad")
     y = pred.obs["response"].astype(int)
@@ -92,8 +93,8 @@ def test_data_gdsc_writes_labels(tmp_path, capsys, gdsc_data_dir, monkeypatch):
     assert not (tmp_path / "x.csv").exists()
 
 
-def test_data_info_on_a_real_file(shared_dir, capsys):
-    target = shared_dir / "scad" / "Target_expr_resp_z.Gefitinib_tp4k.tsv"
+def test_data_info_on_a_scad_layout_file(target_file, capsys):
+    target = target_file
     assert main(["data", "info", str(target), "--label-key", "response", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["n_cells"] == 66 and info["value_kind"] == "scaled"

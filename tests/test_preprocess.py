@@ -120,9 +120,8 @@ def test_median_target_sum():
     np.testing.assert_allclose(_dense(out.X), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_scaled_input_is_left_alone(shared_dir):
-    adata = read_target(shared_dir / "scad/Target_expr_resp_z.Gefitinib_tp4k.tsv",
-                        label_key="response")
+def test_scaled_input_is_left_alone(target_file):
+    adata = read_target(target_file, label_key="response")
     before = adata.X.copy()
     out = preprocess_target(adata, PreprocessConfig(max_pct_mito=5.0, n_top_genes=100))
     assert out.shape == adata.shape
@@ -274,9 +273,9 @@ def test_droplet_counts_stay_counts_when_gene_names_are_merged():
     assert "normalize_total(target_sum=10000.0)" in prepared.uns["scdeal_preprocess"]["steps"]
 
 
-def test_scaled_tables_stay_scaled_when_gene_names_are_merged(gefitinib_cells):
+def test_scaled_tables_stay_scaled_when_gene_names_are_merged(target_cells):
     from scdeal.model.prepare import target_on_symbols
 
-    merged = target_on_symbols(gefitinib_cells, "entrez")
+    merged = target_on_symbols(target_cells, "entrez")
     prepared = preprocess_target(merged, PreprocessConfig())
     assert prepared.uns["scdeal_preprocess"]["input_kind"] == "scaled"

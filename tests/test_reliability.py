@@ -112,23 +112,23 @@ def test_prediction_columns_mean_sd_and_uncertain_cells():
 
 
 @pytest.fixture(scope="module")
-def ensemble(bulk, gefitinib_cells):
+def ensemble(bulk, target_cells):
     model = ScDEAL(ScDealConfig(**TINY, n_models=3, seed=11))
-    return model.fit(gefitinib_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
+    return model.fit(target_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
 
 
-def _member_probs(model, gefitinib_cells):
+def _member_probs(model, target_cells):
     import torch
 
-    X, _ = model.target_matrix(gefitinib_cells)
+    X, _ = model.target_matrix(target_cells)
     x = torch.as_tensor(X)
     return (np.stack([m.target_net.predict_proba(x).numpy() for m in model.members]),
             np.stack([m.pretransfer_net.predict_proba(x).numpy() for m in model.members]))
 
 
-def test_fit_records_diagnostics_of_its_members(ensemble, gefitinib_cells):
+def test_fit_records_diagnostics_of_its_members(ensemble, target_cells):
     rel = ensemble.reliability
-    post, pre = _member_probs(ensemble, gefitinib_cells)
+    post, pre = _member_probs(ensemble, target_cells)
     pairs = [np.corrcoef(post[i], post[j])[0, 1] for i, j in itertools.combinations(range(3), 2)]
     assert rel["n_members"] == 3
     assert rel["member_agreement"] == pytest.approx(np.mean(pairs), abs=1e-5)
@@ -140,9 +140,9 @@ def test_fit_records_diagnostics_of_its_members(ensemble, gefitinib_cells):
     assert ensemble.summary()["reliability"]["reliable"] is expected
 
 
-def test_predict_writes_the_members_spread(ensemble, gefitinib_cells, tmp_path):
-    out = ensemble.predict(gefitinib_cells, copy=True)
-    post, pre = _member_probs(ensemble, gefitinib_cells)
+def test_predict_writes_the_members_spread(ensemble, target_cells, tmp_path):
+    out = ensemble.predict(target_cells, copy=True)
+    post, pre = _member_probs(ensemble, target_cells)
     np.testing.assert_allclose(out.obs["sens_preds"], post.mean(0), atol=1e-6)
     np.testing.assert_allclose(out.obs["sens_preds_sd"], post.std(0), atol=1e-6)
     np.testing.assert_allclose(out.obs["sens_preds_pret"], pre.mean(0), atol=1e-6)
@@ -152,27 +152,27 @@ def test_predict_writes_the_members_spread(ensemble, gefitinib_cells, tmp_path):
     ensemble.save(tmp_path / "m")
     loaded = ScDEAL.load(tmp_path / "m")
     assert loaded.reliability == json.loads(json.dumps(ensemble.reliability))
-    again = loaded.predict(gefitinib_cells, copy=True)
+    again = loaded.predict(target_cells, copy=True)
     np.testing.assert_allclose(again.obs["sens_preds_sd"], out.obs["sens_preds_sd"], atol=1e-6)
-    gefitinib_cells.write_h5ad(tmp_path / "gefitinib_cells.h5ad")
-    streamed = loaded.predict_file(tmp_path / "gefitinib_cells.h5ad", chunk_size=25)
+    target_cells.write_h5ad(tmp_path / "target_cells.h5ad")
+    streamed = loaded.predict_file(tmp_path / "target_cells.h5ad", chunk_size=25)
     np.testing.assert_allclose(streamed.obs["sens_preds_sd"], out.obs["sens_preds_sd"],
                                atol=1e-6)
     assert (streamed.obs["sens_uncertain"] == out.obs["sens_uncertain"]).all()
 
 
-def test_a_model_saved_before_diagnostics_loads_and_says_so(ensemble, gefitinib_cells, tmp_path):
+def test_a_model_saved_before_diagnostics_loads_and_says_so(ensemble, target_cells, tmp_path):
     ensemble.save(tmp_path / "old")
     (tmp_path / "old" / "reliability.json").unlink()
     loaded = ScDEAL.load(tmp_path / "old")
     assert loaded.reliability is None
     info = loaded.summary()["reliability"]
     assert info["reliable"] is None and "saved by a scdeal version" in info["reason"]
-    out = loaded.predict(gefitinib_cells, copy=True)
+    out = loaded.predict(target_cells, copy=True)
     assert "sens_preds_sd" in out.obs  # the members are there, so the spread is too
 
 
-def test_an_unreliable_fit_warns_in_the_api(bulk, gefitinib_cells, monkeypatch, caplog):
+def test_an_unreliable_fit_warns_in_the_api(bulk, target_cells, monkeypatch, caplog):
     from functools import partial
 
     import scdeal.model._model as model_module
@@ -183,13 +183,13 @@ def test_an_unreliable_fit_warns_in_the_api(bulk, gefitinib_cells, monkeypatch, 
                         partial(reliability_diagnostics, rule=impossible))
     model = ScDEAL(ScDealConfig(**TINY, n_models=2, seed=2))
     with caplog.at_level(logging.WARNING, logger="scdeal"):
-        model.fit(gefitinib_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
+        model.fit(target_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")
     assert model.reliability["reliable"] is False
     warnings = [r for r in caplog.records if "NOT reliable" in r.getMessage()]
     assert len(warnings) == 1 and "members disagree" in warnings[0].getMessage()
 
 
-def test_cli_run_reports_reliability_and_warns_once(shared_dir, gdsc_data_dir, tmp_path,
+def test_cli_run_reports_reliability_and_warns_once(target_file, gdsc_data_dir, tmp_path,
                                                     monkeypatch, capsys):
     from functools import partial
 
@@ -203,7 +203,7 @@ def test_cli_run_reports_reliability_and_warns_once(shared_dir, gdsc_data_dir, t
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps({**TINY, "hidden_dims": [32], "predictor_dims": [8],
                                   "n_models": 2}))
-    target = shared_dir / "scad" / "Target_expr_resp_z.Gefitinib_tp4k.tsv"
+    target = target_file
     out = tmp_path / "run"
     # logging.basicConfig does nothing once the root logger has handlers (pytest's); give the
     # CLI a stderr handler of its own to see what a user sees.

@@ -19,21 +19,21 @@ TOLERANCE = 0.02  # absolute, on the probability scale (AttributionConfig's defa
 
 
 @pytest.fixture(scope="module")
-def model(gdsc_data_dir, gefitinib_cells):
+def model(gdsc_data_dir, target_cells):
     mp = pytest.MonkeyPatch()
     mp.setenv("SCDEAL_DATA_DIR", gdsc_data_dir)
     try:
         fitted = ScDEAL(ScDealConfig(**TINY, seed=11))
-        fitted.fit(gefitinib_cells.copy(), "Gefitinib", bulk=load_gdsc(), gene_ids="entrez")
+        fitted.fit(target_cells.copy(), "Gefitinib", bulk=load_gdsc(), gene_ids="entrez")
     finally:
         mp.undo()
-    fitted.predict(gefitinib_cells, label_key="response")
+    fitted.predict(target_cells, label_key="response")
     return fitted
 
 
 @pytest.fixture(scope="module")
-def attr(model, gefitinib_cells):
-    return integrated_gradients(model, gefitinib_cells, obs=gefitinib_cells.obs)
+def attr(model, target_cells):
+    return integrated_gradients(model, target_cells, obs=target_cells.obs)
 
 
 def _probabilities(model, X: np.ndarray) -> np.ndarray:
@@ -43,8 +43,8 @@ def _probabilities(model, X: np.ndarray) -> np.ndarray:
         return torch.softmax(net(torch.as_tensor(X, dtype=torch.float32)), dim=1).double().numpy()
 
 
-def test_completeness_both_outputs(model, gefitinib_cells, attr):
-    X, names = model.target_matrix(gefitinib_cells)
+def test_completeness_both_outputs(model, target_cells, attr):
+    X, names = model.target_matrix(target_cells)
     base = ((0 - model.target_scaler.mean) / model.target_scaler.scale).astype(np.float32)
     fx, fb = _probabilities(model, X), _probabilities(model, base[None, :])[0]
     assert list(attr.obs_names) == list(names)
@@ -69,22 +69,22 @@ def test_resistant_output_is_the_negated_sensitive_output(attr):
     np.testing.assert_array_equal(attr.X, attr.layers["ig_sensitive"])
 
 
-def test_input_layer_is_what_the_network_sees(model, gefitinib_cells, attr):
-    X, _ = model.target_matrix(gefitinib_cells)
+def test_input_layer_is_what_the_network_sees(model, target_cells, attr):
+    X, _ = model.target_matrix(target_cells)
     np.testing.assert_array_equal(attr.layers["input"], X)
     assert list(attr.var_names) == list(model.target_genes)
-    assert attr.obs["sens_preds"].equals(gefitinib_cells.obs["sens_preds"].reindex(attr.obs_names))
+    assert attr.obs["sens_preds"].equals(target_cells.obs["sens_preds"].reindex(attr.obs_names))
 
 
-def test_mean_cell_baseline_and_batching(model, gefitinib_cells, attr):
-    mean_cell = integrated_gradients(model, gefitinib_cells, AttributionConfig(baseline="mean_cell"))
+def test_mean_cell_baseline_and_batching(model, target_cells, attr):
+    mean_cell = integrated_gradients(model, target_cells, AttributionConfig(baseline="mean_cell"))
     np.testing.assert_array_equal(mean_cell.var["baseline"], 0.0)
-    fx = _probabilities(model, model.target_matrix(gefitinib_cells)[0])[:, 1]
+    fx = _probabilities(model, model.target_matrix(target_cells)[0])[:, 1]
     f0 = _probabilities(model, np.zeros((1, len(model.target_genes)), np.float32))[0, 1]
     total = mean_cell.layers["ig_sensitive"].sum(1)
     assert np.abs(total - (fx - f0)).max() < TOLERANCE
-    # batch size only changes how gefitinib_cells are grouped, not the result
-    rebatched = integrated_gradients(model, gefitinib_cells, AttributionConfig(batch_size=20))
+    # batch size only changes how target_cells are grouped, not the result
+    rebatched = integrated_gradients(model, target_cells, AttributionConfig(batch_size=20))
     np.testing.assert_allclose(rebatched.layers["ig_sensitive"], attr.layers["ig_sensitive"],
                                atol=1e-6)
 
@@ -101,7 +101,7 @@ def test_h5ad_file_opens_with_scanpy(attr, tmp_path):
     assert "sens_label" in back.obs and "response" in back.obs
 
 
-def test_bad_settings_and_unfitted_model(gefitinib_cells):
+def test_bad_settings_and_unfitted_model(target_cells):
     with pytest.raises(ScdealError, match="n_steps"):
         AttributionConfig(n_steps=1)
     with pytest.raises(ScdealError, match="baseline must be one of"):
@@ -109,4 +109,4 @@ def test_bad_settings_and_unfitted_model(gefitinib_cells):
     with pytest.raises(ScdealError, match="method must be one of"):
         AttributionConfig(method="simpson")
     with pytest.raises(ScdealError, match="trained model"):
-        integrated_gradients(ScDEAL(ScDealConfig(**TINY)), gefitinib_cells)
+        integrated_gradients(ScDEAL(ScDealConfig(**TINY)), target_cells)

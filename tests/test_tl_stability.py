@@ -51,11 +51,11 @@ def test_summary_mean_and_sd():
                                                                                ddof=1))
 
 
-def test_stability_command(shared_dir, gdsc_data_dir, tmp_path, monkeypatch, capsys):
+def test_stability_command(target_file, gdsc_data_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SCDEAL_DATA_DIR", gdsc_data_dir)
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps(TINY))
-    target = shared_dir / "scad" / "Target_expr_resp_z.Gefitinib_tp4k.tsv"
+    target = target_file
     out = tmp_path / "stab"
     code = main(["--quiet", "stability", "--drug", "Gefitinib", "--target", str(target),
                  "--label-key", "response", "--gene-ids", "entrez", "--repeats", "2",
@@ -85,8 +85,8 @@ def test_stability_command(shared_dir, gdsc_data_dir, tmp_path, monkeypatch, cap
     assert json.loads((out / "stability.json").read_text())["repeats"] == 2
 
 
-def test_stability_command_needs_labels(shared_dir, tmp_path, capsys):
-    target = shared_dir / "scad" / "Target_expr_resp_z.Gefitinib_tp4k.tsv"
+def test_stability_command_needs_labels(target_file, tmp_path, capsys):
+    target = target_file
     code = main(["stability", "--drug", "Gefitinib", "--target", str(target),
                  "--out", str(tmp_path / "x")])
     assert code == 1

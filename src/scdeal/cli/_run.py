@@ -101,12 +101,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, help="random seed (default: the configuration's, 0)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--out", required=True, help="output folder (replaced atomically)")
-    parser.add_argument("--backed", action="store_true",
+    parser.add_argument("--backed", action=argparse.BooleanOptionalAction, default=None,
                         help="for a large .h5ad: read it a block of cells at a time, train on "
                              "a random sample of at most max_training_cells cells (default "
                              "50,000), predict every cell block by block, and write "
                              "predictions.h5ad as a copy of the file with the predictions "
-                             "added; memory then no longer grows with the number of cells")
+                             "added; memory then no longer grows with the number of cells. "
+                             "Default: chosen by the file's size, backed when its matrix "
+                             "would take more than 5%% of this machine's memory (one line "
+                             "says so); --no-backed reads it whole")
     add_cache_argument(parser)
     parser.set_defaults(func=_run)
 
@@ -120,6 +123,13 @@ def add_cache_argument(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     from ..model import ScDEAL
 
+    if args.backed is None:  # chosen by the file's size
+        from ..model.backed import reads_backed
+
+        reason = reads_backed(args.target)
+        if reason is not None:
+            print(f"scdeal run: {reason}")
+        args.backed = reason is not None
     if args.backed:
         return _run_backed(args)
     check_label_columns(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -143,9 +144,9 @@ class ScDEAL:
         return torch.device("cpu")
 
     def fit(
-        self, adata: AnnData, drug: str, *, bulk: BulkData | None = None, gene_ids: str = "auto",
-        progress: bool = False, labelled: str | pd.Series | None = None,
-        label_map: dict | None = None,
+        self, adata: AnnData | str | Path, drug: str, *, bulk: BulkData | None = None,
+        gene_ids: str = "auto", progress: bool = False,
+        labelled: str | pd.Series | None = None, label_map: dict | None = None,
     ) -> ScDEAL:
         """Train on GDSC cell lines for ``drug`` and transfer to the cells of ``adata``.
 
@@ -154,7 +155,12 @@ class ScDEAL:
         adata
             Target cells x genes: counts, normalised or scaled values (see
             :class:`scdeal.data.preprocess.PreprocessConfig`). Labels are not needed and, if
-            present, are not read (unless ``labelled`` names them).
+            present, are not read (unless ``labelled`` names them). Or the path of a file
+            (any format :func:`scdeal.data.read_target` reads): an ``.h5ad`` whose matrix
+            would take more than 5% of the machine's memory is then read a block of cells
+            at a time, only the training sample (at most ``max_training_cells``) kept in
+            memory, and one log line says so (predict such a file with
+            :meth:`predict_file`).
         drug
             Drug name; GDSC spellings are matched loosely (``PLX4720`` -> ``PLX-4720``).
         bulk
@@ -186,9 +192,22 @@ class ScDEAL:
         label_map
             Label value -> 1/0 for ``labelled`` (default: 0/1 or sensitive/resistant).
         """
+        sample = None
+        if isinstance(adata, str | os.PathLike):
+            from .backed import read_training_cells
+
+            if labelled is not None and not isinstance(labelled, str):
+                raise ScdealError("fit on a file takes labelled= as the name of an obs column "
+                                  "of that file, not a Series")
+            adata, sample = read_training_cells(adata, self.config.max_training_cells,
+                                                self.config.seed, labelled=labelled,
+                                                label_map=label_map)
         with PROCESS_LOCK, _torch_threads(self.config.num_threads):
-            return self._fit(adata, drug, bulk=bulk, gene_ids=gene_ids, progress=progress,
-                             labelled=labelled, label_map=label_map)
+            self._fit(adata, drug, bulk=bulk, gene_ids=gene_ids, progress=progress,
+                      labelled=labelled, label_map=label_map)
+        if sample is not None:  # fit saw the sample only; it is a sample of the file
+            self.training_sample = self.training["training_sample"] = sample
+        return self
 
     def _fit(self, adata: AnnData, drug: str, *, bulk: BulkData | None, gene_ids: str,
              progress: bool, labelled: str | pd.Series | None = None,
