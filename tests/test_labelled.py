@@ -51,22 +51,6 @@ def test_no_labelled_cells_is_the_fit_of_before(bulk, target_cells):
     assert "train_labelled_ce" not in transfer
 
 
-@pytest.fixture
-def transfer_kept(monkeypatch):
-    """Early stopping keeps the last transfer epoch. Which epoch the label-free rule keeps
-    depends on the machine's rounding; in the state before the transfer the labelled cells
-    change nothing, so a test of what they do builds the path on which they act."""
-    from scdeal.model import _training
-
-    update = _training._BestKeeper.update
-
-    def keep_the_last(self, epoch, val_loss):
-        return update(self, epoch, -float(epoch) if self.history.stage == "transfer"
-                      else val_loss)
-
-    monkeypatch.setattr(_training._BestKeeper, "update", keep_the_last)
-
-
 def test_labelled_cells_pull_the_predictions_toward_their_labels(bulk, target_cells,
                                                                 transfer_kept):
     known = _known(target_cells)

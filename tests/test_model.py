@@ -123,7 +123,7 @@ def test_transfer_changes_the_target_encoder(fitted):
 
 
 def test_cluster_term_makes_predictions_consistent_within_clusters(bulk, target_cells,
-                                                                   tmp_path):
+                                                                   tmp_path, transfer_kept):
     def fit(weight):
         model = ScDEAL(ScDealConfig(**TINY, seed=4, cluster_weight=weight), cache=tmp_path)
         model.fit(target_cells.copy(), "Gefitinib", bulk=bulk, gene_ids="entrez")

@@ -230,8 +230,11 @@ def _hold(value):
 
 
 def warm_worker() -> int:
-    """Import the training code and load GDSC in a worker (while the pre-training runs)."""
-    from .. import model  # noqa: F401 - the import is the point
+    """Import the training code (scanpy's preprocessing with it) and load GDSC in a worker,
+    while the pre-training runs: a worker's first fit then pays none of it."""
+    import scanpy  # noqa: F401 - the imports are the point (about 2 s in a fresh process)
+
+    from .. import model  # noqa: F401
 
     _worker_bulk()
     return os.getpid()
