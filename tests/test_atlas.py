@@ -155,6 +155,12 @@ def test_a_file_larger_than_its_share_of_memory_is_read_backed_without_the_flag(
     np.testing.assert_allclose(
         anndata.read_h5ad(tmp_path / "auto" / "predictions.h5ad").obs["sens_preds"],
         anndata.read_h5ad(backed / "predictions.h5ad").obs["sens_preds"], atol=1e-6)
+    # scdeal predict streams such a file in chunks the same way.
+    assert main(["predict", "--model", str(tmp_path / "auto"), "--target", str(target),
+                 "--gene-ids", "entrez", "--out", str(tmp_path / "pred.h5ad")]) == 0
+    assert "chunks of 20,000 cells" in capsys.readouterr().out
+    streamed = anndata.read_h5ad(tmp_path / "pred.h5ad")
+    assert streamed.n_vars == 0 and streamed.obs["sens_preds"].notna().all()
     # --no-backed reads it whole, and a machine with room to spare does so unasked.
     assert main([*common, "--no-backed", "--out", str(tmp_path / "whole")]) == 0
     assert "backed" not in json.loads((tmp_path / "whole" / "run.json").read_text())

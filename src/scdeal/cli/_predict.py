@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default=None)
     parser.add_argument("--chunk-size", type=int, help="read a .h5ad target in chunks of this "
                         "many cells (for data larger than memory); the output then holds the "
-                        "predictions without the expression matrix")
+                        "predictions without the expression matrix. Default: whole, unless "
+                        "its matrix would take more than 5%% of this machine's memory (then "
+                        "chunks of 20,000, and one line says so)")
     parser.add_argument("--out", required=True, help="output .h5ad file")
     parser.set_defaults(func=_predict)
 
@@ -37,6 +39,13 @@ def _predict(args: argparse.Namespace) -> int:
     model = ScDEAL.load(folder, device=args.device)
     if args.gene_ids != "auto":
         model.gene_ids = args.gene_ids
+    if not args.chunk_size:
+        from ..model.backed import reads_backed
+
+        reason = reads_backed(args.target)
+        if reason is not None:
+            print(f"scdeal predict: {reason} (chunks of 20,000 cells; --chunk-size sets them)")
+            args.chunk_size = 20_000
     if args.chunk_size:
         out = model.predict_file(args.target, chunk_size=args.chunk_size,
                                  key_prefix=args.key_prefix)

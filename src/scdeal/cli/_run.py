@@ -128,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
 
         reason = reads_backed(args.target)
         if reason is not None:
-            print(f"scdeal run: {reason}")
+            print(f"scdeal run: {reason} (as --backed; --no-backed reads it whole)")
         args.backed = reason is not None
     if args.backed:
         return _run_backed(args)

@@ -64,7 +64,7 @@ def reads_backed(path: str | Path, share: float = BACKED_MEMORY_SHARE) -> str | 
         return None
     return (f"the matrix of {Path(path).name} takes {size / 1e9:.1f} GB once read, more than "
             f"{share:.0%} of this machine's {memory / 1e9:.0f} GB: reading it a block of cells "
-            "at a time (as --backed; --no-backed reads it whole)")
+            "at a time")
 
 
 def read_training_cells(path: str | Path, max_cells: int, seed: int, *,
