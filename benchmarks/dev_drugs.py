@@ -24,6 +24,7 @@ diagnostics.
 members as single models.
 
     python benchmarks/dev_drugs.py --out benchmarks/dev_drugs --drugs 30 --seeds 2 --jobs 2
+    python benchmarks/dev_drugs.py --out benchmarks/dev_drugs_joint --drugs 30 --seeds 2 --joint
     python benchmarks/dev_drugs.py --out benchmarks/dev_shared --cases benchmarks/cases.toml \
         --data-dir ../shared/data --seeds 5 --jobs 2
 """
@@ -98,15 +99,31 @@ def run_fit(drug: str, seed: int, args: dict, path: Path) -> str:
     # member_threads=1: the fits already run in parallel processes (same numbers either way).
     config = ScDealConfig(**{"member_threads": 1, **overrides, "seed": seed * n_models,
                              "release": "GDSC2"})
-    model = ScDEAL(config).fit(target, drug, bulk=bulk.without_lines(held), gene_ids="symbol")
-    X, names = model.target_matrix(target)
-    post, pre, _ = model._predict_members(X)
+    if args.get("joint_drugs"):  # one joint model of every development drug; this drug's output
+        from scdeal.model import JointScDEAL
+
+        model = JointScDEAL(config).fit(target, args["joint_drugs"],
+                                        bulk=bulk.without_lines(held), gene_ids="symbol")
+        column = model.drugs.index(bulk.resolve_drug(drug))
+        X, names = model.target_matrix(target)
+        post, pre, _ = model._predict_members(X)
+        post, pre = post[:, :, column], pre[:, :, column]
+        bulk_metrics = [{"auroc": row[column]}
+                        for row in model.training["bulk_test_auroc_per_model"]]
+        reliability = model.reliability[model.drugs[column]]
+    else:
+        model = ScDEAL(config).fit(target, drug, bulk=bulk.without_lines(held),
+                                   gene_ids="symbol")
+        X, names = model.target_matrix(target)
+        post, pre, _ = model._predict_members(X)
+        bulk_metrics = model.training["bulk_test_metrics_per_model"]
+        reliability = model.reliability
     y = target.obs.loc[names, "sensitive"].astype(int).to_numpy()
     meta = {"drug": drug, "seed": seed, "model_seed": config.seed, "overrides": overrides,
-            "bulk_test_metrics_per_model": model.training["bulk_test_metrics_per_model"],
-            "reliability": model.reliability,
+            "joint": bool(args.get("joint_drugs")), "bulk_test_metrics_per_model": bulk_metrics,
+            "reliability": reliability,
             "wall_s": time.perf_counter() - started, **{k: v for k, v in args.items()
-                                                         if k != "overrides"}}
+                                                         if k not in ("overrides", "joint_drugs")}}
     tmp = path.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, post=post.astype(np.float32), pre=pre.astype(np.float32), y=y,
                         lines=target.obs.loc[names, "cell_line"].astype(str).to_numpy(),
@@ -184,6 +201,9 @@ def main(argv=None) -> int:
     parser.add_argument("--gene-bias-sd", type=float, default=0.5)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                         help="a ScDealConfig override, e.g. --set n_models=9")
+    parser.add_argument("--joint", action="store_true",
+                        help="score each drug's output of ONE joint model of all the drugs "
+                             "(scdeal.model.JointScDEAL) instead of its own per-drug fit")
     parser.add_argument("--cases", type=Path, help="real labelled cases (TOML) instead of drugs")
     parser.add_argument("--data-dir", type=Path, help="folder the case file's targets are in")
     parser.add_argument("--jobs", type=int, default=2)
@@ -206,6 +226,8 @@ def main(argv=None) -> int:
                                                 2 * args.lines_per_class + 10)}
             (args.out / "drugs.txt").write_text("\n".join(units) + "\n")
             worker = run_fit
+            if args.joint:
+                params["joint_drugs"] = list(units)
         todo = [(name, s) for s in range(args.seeds) for name in units
                 if not (args.out / "fits" / f"{fit_key(name, s)}.npz").exists()]
         print(f"{len(todo)} fits to run ({len(units)} x {args.seeds} seeds)", flush=True)

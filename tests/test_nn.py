@@ -446,3 +446,29 @@ def test_training_does_not_import_torch_compiler():
             "print('torch._dynamo' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_cluster_consistency_of_several_drugs_is_the_mean_of_each():
+    p = torch.rand(12, 3)
+    clusters = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2, 3, 1, 0])
+    each = [cluster_consistency_loss(p[:, d], clusters) for d in range(3)]
+    assert torch.allclose(cluster_consistency_loss(p, clusters), torch.stack(each).mean())
+
+
+def test_masked_response_loss_ignores_unlabelled_entries_and_weights_drugs_equally():
+    from scdeal.nn import masked_response_loss
+
+    logits = torch.randn(6, 2, requires_grad=True)
+    y = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    weight = torch.tensor([[1.0, 0.0], [1.0, 0.0], [2.0, 0.0], [0.0, 0.0], [0.0, 3.0],
+                           [0.0, 1.0]])
+    loss = masked_response_loss(logits, y, weight)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    first = (bce(logits[:3, 0], y[:3, 0], reduction="none") * weight[:3, 0]).sum() / 4
+    second = (bce(logits[4:, 1], y[4:, 1], reduction="none") * weight[4:, 1]).sum() / 4
+    assert torch.allclose(loss, (first + second) / 2)
+    loss.backward()
+    assert logits.grad[3].abs().sum() == 0  # row 3 is labelled for no drug
+    changed = y.clone()
+    changed[3] = 1 - changed[3]  # labels where the weight is 0 change nothing
+    assert torch.allclose(masked_response_loss(logits, changed, weight), loss)

@@ -31,14 +31,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..model import ScDEAL
+    from ..model import load_model
 
     folder = Path(args.model)
     if (folder / "model" / "config.json").is_file():  # a run folder: use its model
         folder = folder / "model"
-    model = ScDEAL.load(folder, device=args.device)
+    model = load_model(folder, device=args.device)
     if args.gene_ids != "auto":
         model.gene_ids = args.gene_ids
+    if model.KIND == "joint":
+        return _predict_joint(args, model)
     if not args.chunk_size:
         from ..model.backed import reads_backed
 
@@ -69,4 +71,23 @@ def _predict(args: argparse.Namespace) -> int:
     if "metrics" in info:
         m = info["metrics"]
         print(f"  AUROC {m['auroc']:.3f}  AP {m['ap']:.3f}  F1 {m['f1']:.3f}")
+    return 0
+
+
+def _predict_joint(args: argparse.Namespace, model) -> int:
+    """A joint model (DIR/model of ``scdeal screen --strategy joint``): every drug."""
+    if args.chunk_size:
+        from ..errors import ScdealError
+
+        raise ScdealError("--chunk-size: a joint model predicts a target read whole; "
+                          "split the file and predict each part")
+    adata = read_target_from_args(args)
+    key = f"{args.key_prefix}scdeal_screen"
+    model.predict(adata, key_added=key)
+    with atomic_path(args.out, suffix=".h5ad") as tmp:
+        adata.write_h5ad(tmp)
+    table = model.reliability_table()
+    print(f"scdeal predict: joint model, {len(model.drugs)} drugs x {adata.n_obs} cells "
+          f"(obsm {key!r}), {int(table.reliable.fillna(False).astype(bool).sum())} drugs "
+          f"flagged reliable when fitted -> {args.out}")
     return 0

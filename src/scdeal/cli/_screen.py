@@ -39,6 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "(default: a local cluster on this machine's cores)")
     parser.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
                         help="seconds to wait for --scheduler to answer (default 10)")
+    parser.add_argument("--strategy", choices=["per-drug", "joint"], default="per-drug",
+                        help="per-drug: one model per drug (the paper's method), the drugs "
+                             "spread over Dask workers; joint: one model for every drug (a "
+                             "shared trunk, one output per drug), saved in DIR/model, its "
+                             "members trained here or on --scheduler (default per-drug)")
     parser.add_argument("--workers", type=int, metavar="N",
                         help="worker processes of the local cluster (default: one per core)")
     parser.add_argument("--out", required=True, help="output folder (finished drugs are kept)")
@@ -65,7 +70,7 @@ def _screen(args: argparse.Namespace) -> int:
                     label_key=args.label_key, label_map=label_map_from_args(args),
                     gene_ids=args.gene_ids, scheduler=args.scheduler, n_workers=args.workers,
                     cache=not args.no_cache, progress=not args.quiet,
-                    connect_timeout=args.connect_timeout)
+                    connect_timeout=args.connect_timeout, strategy=args.strategy)
     table = result.drugs
     ok = table[table.status == "ok"]
     reliable = int((ok.reliable.astype(str) == "True").sum())

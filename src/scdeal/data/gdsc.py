@@ -63,9 +63,22 @@ class BulkData:
     duplicates: pd.DataFrame = field(default_factory=pd.DataFrame)
     dropped_genes: list[str] = field(default_factory=list)
 
+    # Per-drug lookups, built once (a screen of every drug asks for each of hundreds): the
+    # tables above are not changed after loading (without_lines makes a new BulkData).
+    _drug_names: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _by_drug: dict | None = field(default=None, init=False, repr=False, compare=False)
+
     def drugs(self, release: str | None = None) -> list[str]:
-        resp = self.response if release is None else self.response[self.response.release == release]
-        return sorted(resp.drug.unique())
+        if release not in self._drug_names:
+            resp = (self.response if release is None
+                    else self.response[self.response.release == release])
+            self._drug_names[release] = sorted(resp.drug.unique())
+        return list(self._drug_names[release])
+
+    def _screened(self, drug: str) -> pd.DataFrame:
+        if self._by_drug is None:
+            self._by_drug = dict(tuple(self.response.groupby("drug", sort=False)))
+        return self._by_drug.get(drug, self.response.iloc[:0])
 
     def resolve_drug(self, name: str) -> str:
         """The source's spelling of drug ``name`` (``PLX4720`` -> ``PLX-4720``); an unknown or
@@ -87,7 +100,7 @@ class BulkData:
         drug = self.resolve_drug(drug)
         if metric not in ("auc", "ln_ic50"):
             raise ScdealError(f"unknown response metric {metric!r}; use auc or ln_ic50")
-        screened = self.response[self.response.drug == drug]
+        screened = self._screened(drug)
         if release == "auto":
             available = [r for r in RELEASES if (screened.release == r).any()]
             release = available[0]

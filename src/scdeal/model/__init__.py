@@ -1,13 +1,24 @@
 """The scDEAL model: configuration, training, prediction, persistence, metrics."""
 
+from pathlib import Path
 from typing import Any
 
 from ._model import ScDEAL
 from .config import ScDealConfig, preset, presets
+from .joint import JointScDEAL
 from .metrics import METRIC_NAMES, classification_metrics
 
-__all__ = ["METRIC_NAMES", "PRESETS", "ScDEAL", "ScDealConfig", "classification_metrics",
-           "preset", "presets"]
+__all__ = ["METRIC_NAMES", "PRESETS", "JointScDEAL", "ScDEAL", "ScDealConfig",
+           "classification_metrics", "load_model", "preset", "presets"]
+
+
+def load_model(path: str | Path, *, device: str | None = None) -> ScDEAL | JointScDEAL:
+    """A saved model, of the class it was saved from (:class:`ScDEAL` or
+    :class:`JointScDEAL`)."""
+    from ._persistence import model_kind
+
+    cls = JointScDEAL if model_kind(path) == "joint" else ScDEAL
+    return cls.load(path, device=device)
 
 
 def __getattr__(name: str) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,7 @@ from ..nn import (
     DrugResponseNet,
     ExtractorConfig,
     FeatureExtractor,
+    JointDrugNet,
     PredictorConfig,
     ResponsePredictor,
     config_for,
@@ -36,6 +38,7 @@ from . import prepare as prep
 from ._progress import _Progress
 from .cache_keys import stage_key
 from .config import ScDealConfig
+from .joint_labels import JointLabels, joint_split, per_drug_auroc
 from .metrics import classification_metrics
 
 
@@ -350,13 +353,16 @@ def seeded_predictor(config: ScDealConfig, seed: int, device: torch.device) -> R
     return build_predictor(config.replace(seed=seed)).to(device)
 
 
-def fit_member(model, labelled: prep.BulkSplit, Xs: prep.CellRows, seed: int,
+def fit_member(model, labelled: prep.BulkSplit | JointLabels, Xs: prep.CellRows, seed: int,
                shared: SharedStages, device: torch.device, bar: _Progress,
                predictor: ResponsePredictor,
                known: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[Member, dict]:
     """Train one ensemble member of ``model`` (its configuration, drug and genes) from the
     shared pre-trained extractors: its own bulk split, predictor (``predictor``, from
-    :func:`seeded_predictor`), batches and transfer.
+    :func:`seeded_predictor`), batches and transfer. ``labelled``: one drug's lines
+    (:func:`scdeal.model.prepare.drug_labels`), or several drugs' for the joint model
+    (:func:`scdeal.model.joint_labels.joint_labels`; ``predictor`` then a
+    :class:`~scdeal.nn.MultiDrugPredictor`).
 
     ``known``: positions in ``Xs`` of cells with a known label, and the labels (1/0). They
     are kept in the member's training cells and their cross-entropy joins the transfer loss
@@ -368,34 +374,21 @@ def fit_member(model, labelled: prep.BulkSplit, Xs: prep.CellRows, seed: int,
     # initialised before any of them started (seeded_predictor).
     noise = torch.Generator().manual_seed(seed + 7919)
     timings: dict[str, float] = {}
-    split = prep.bulk_split(labelled, cfg)
-
-    # Bulk matrices (standardised over all lines, label-free); resampling of train only.
-    Xb = shared.bulk_scaler.transform(split.X.to_numpy(np.float32))
-    yb = split.y.to_numpy()
-    Xb_train_rs, yb_train_rs = prep.resample(Xb[split.train], yb[split.train], cfg.sampling,
-                                             seed)
+    bulk = _bulk_training(labelled, shared.bulk_scaler, cfg, seed, device)
     s_train, s_val = cell_split(len(Xs), cfg.target_val_fraction, cfg.max_validation_cells,
                                 seed, None if known is None else known[0])
-
-    def tensor(a):
-        return torch.as_tensor(a, device=device)
-
-    tb = {k: tensor(v) for k, v in {
-        "val": Xb[split.val], "test": Xb[split.test], "train_rs": Xb_train_rs}.items()}
-    yt = {k: torch.as_tensor(v, dtype=torch.long, device=device) for k, v in {
-        "train_rs": yb_train_rs, "val": yb[split.val], "test": yb[split.test]}.items()}
-    ts_train, ts_val = Xs.subset(s_train).to(device), tensor(Xs.dense(s_val))
+    ts_train = Xs.subset(s_train).to(device)
+    ts_val = torch.as_tensor(Xs.dense(s_val), device=device)
     bulk_extractor = copy.deepcopy(shared.bulk_extractor)
+    head = bulk.head
 
     # Predictor P on M_b (this member's copy of M_b is fine-tuned with it).
     t0 = time.perf_counter()
-    bulk_net = DrugResponseNet(bulk_extractor, predictor)
+    bulk_net = bulk.network(bulk_extractor, predictor)
     with use_generator([bulk_net], noise):
-        hist_p = train.train_predictor(bulk_net, tb["train_rs"], yt["train_rs"], tb["val"],
-                                       yt["val"], cfg, generator, progress=bar)
-    bulk_test = classification_metrics(
-        yb[split.test], bulk_net.predict_proba(tb["test"]).cpu().numpy())
+        hist_p = train.train_predictor(bulk_net, bulk.X_train, bulk.y_train, bulk.X_val,
+                                       bulk.y_val, cfg, generator, progress=bar, head=head)
+    bulk_test = bulk.test_metrics(bulk_net.predict_proba(bulk.X_test).cpu().numpy())
     timings["bulk_predictor"] = time.perf_counter() - t0
 
     # The cell extractor M_s. In a shared gene space it starts from this member's M_b, now
@@ -414,8 +407,8 @@ def fit_member(model, labelled: prep.BulkSplit, Xs: prep.CellRows, seed: int,
     else:
         target_extractor = copy.deepcopy(shared.cells()[0])
     timings["target_extractor"] = time.perf_counter() - t0
-    pretransfer_net = DrugResponseNet(copy.deepcopy(target_extractor),
-                                      copy.deepcopy(predictor)).eval()
+    pretransfer_net = bulk.network(copy.deepcopy(target_extractor),
+                                   copy.deepcopy(predictor)).eval()
 
     # DaNN transfer.
     hist_t = None
@@ -426,8 +419,8 @@ def fit_member(model, labelled: prep.BulkSplit, Xs: prep.CellRows, seed: int,
                   if cfg.consistency_weight > 0 else None)
         with use_generator([bulk_net, target_extractor], noise):
             hist_t = train.train_transfer(
-                bulk_net, target_extractor, tb["train_rs"], yt["train_rs"], tb["val"],
-                yt["val"], ts_train, ts_val, cfg, generator,
+                bulk_net, target_extractor, bulk.X_train, bulk.y_train, bulk.X_val,
+                bulk.y_val, ts_train, ts_val, cfg, generator, head=head,
                 clusters_train=None if clusters is None else clusters[s_train],
                 clusters_val=None if clusters is None else clusters[s_val],
                 anchor_train=None if anchor is None else anchor[s_train],
@@ -436,21 +429,69 @@ def fit_member(model, labelled: prep.BulkSplit, Xs: prep.CellRows, seed: int,
                     torch.as_tensor(np.searchsorted(s_train, known[0]), device=device),
                     torch.as_tensor(known[1], dtype=torch.long, device=device)),
                 progress=bar)
-    target_net = DrugResponseNet(target_extractor, bulk_net.predictor).eval()
+    target_net = bulk.network(target_extractor, bulk_net.predictor).eval()
     bulk_net.eval()
     timings["transfer"] = time.perf_counter() - t0
 
     report = {
-        "release": split.release,
-        "binarization": {"method": cfg.binarization, "branch": split.binarization,
-                         "cutoff": split.cutoff, "metric": cfg.metric},
-        "bulk_lines": {"sensitive": int(split.y.sum()),
-                       "resistant": int((split.y == 0).sum()),
-                       "train": len(split.train), "val": len(split.val),
-                       "test": len(split.test)},
+        **bulk.report,
         "bulk_test_metrics": bulk_test,
         "history": [h.to_dict() for h in (hist_p, hist_s, hist_t) if h is not None],
         "n_clusters": None if clusters is None else int(clusters.max()) + 1,
         "timings_s": timings,
     }
     return Member(bulk_net, target_net, pretransfer_net, shared.bulk_scaler), report
+
+
+@dataclass
+class BulkTraining:
+    """One member's bulk data, as the training loops take it, and how to read its results."""
+
+    X_train: torch.Tensor
+    y_train: object  # labels (one drug) or MaskedTargets (joint)
+    X_val: torch.Tensor
+    y_val: object
+    X_test: torch.Tensor
+    test_metrics: Callable[[np.ndarray], dict]  # P(sensitive) of the test lines -> metrics
+    head: train.Head
+    network: type
+    report: dict
+
+
+def _bulk_training(labelled, scaler: prep.Standardizer, cfg: ScDealConfig, seed: int,
+                   device: torch.device) -> BulkTraining:
+    """The member of ``seed``'s split of the labelled lines: for one drug, stratified with
+    the training lines class-balanced by resampling; for the joint model, split by line with
+    class weights per drug (:mod:`scdeal.model.joint_labels`)."""
+    if isinstance(labelled, JointLabels):
+        split = joint_split(labelled, scaler, cfg, seed, device)
+        counts = {name: len(rows) for name, rows in split.positions.items()}
+
+        def joint_metrics(p: np.ndarray) -> dict:
+            return {"auroc": per_drug_auroc(split.y_test, p).tolist()}
+
+        return BulkTraining(split.X["train"], split.targets["train"], split.X["val"],
+                            split.targets["val"], split.X["test"], joint_metrics,
+                            train.JOINT_HEAD, JointDrugNet, {"bulk_lines": counts})
+    split = prep.bulk_split(labelled, cfg)
+    # Bulk matrices (standardised over all lines, label-free); resampling of train only.
+    Xb = scaler.transform(split.X.to_numpy(np.float32))
+    yb = split.y.to_numpy()
+    X_rs, y_rs = prep.resample(Xb[split.train], yb[split.train], cfg.sampling, seed)
+
+    def labels(a):
+        return torch.as_tensor(a, dtype=torch.long, device=device)
+
+    report = {
+        "release": split.release,
+        "binarization": {"method": cfg.binarization, "branch": split.binarization,
+                         "cutoff": split.cutoff, "metric": cfg.metric},
+        "bulk_lines": {"sensitive": int(split.y.sum()), "resistant": int((split.y == 0).sum()),
+                       "train": len(split.train), "val": len(split.val),
+                       "test": len(split.test)}}
+    return BulkTraining(
+        torch.as_tensor(X_rs, device=device), labels(y_rs),
+        torch.as_tensor(Xb[split.val], device=device), labels(yb[split.val]),
+        torch.as_tensor(Xb[split.test], device=device),
+        lambda p: classification_metrics(yb[split.test], p), train.BINARY_HEAD,
+        DrugResponseNet, report)

@@ -95,6 +95,8 @@ class ScDEAL:
     'gefitinib_model'
     """
 
+    KIND = "single"  # what a saved model's config.json says it is
+
     def __init__(self, config: ScDealConfig | dict | str | None = None, *,
                  cache: bool | str | Path = True, **overrides: Any):
         from .config import preset
@@ -454,6 +456,9 @@ class ScDEAL:
 
     def _predictor(self) -> ResponsePredictor:
         return fitting.build_predictor(self.config)
+
+    def _network(self, extractor: FeatureExtractor, predictor) -> DrugResponseNet:
+        return DrugResponseNet(extractor, predictor)
 
     def _extractor(self, n_genes: int) -> FeatureExtractor:
         return fitting.build_extractor(self.config, n_genes)

@@ -16,7 +16,6 @@ import numpy as np
 from .. import __version__
 from .._io import atomic_dir, jsonable
 from ..errors import ScdealError
-from ..nn import DrugResponseNet
 from . import prepare as prep
 from ._fitting import Member
 from .config import ScDealConfig
@@ -41,7 +40,10 @@ def save_model(model, path: str | Path, *, overwrite: bool = False) -> Path:
         scalers[f"bulk_mean_{i}"] = member.bulk_scaler.mean
         scalers[f"bulk_scale_{i}"] = member.bulk_scaler.scale
     meta = {"format": "scdeal-model", "format_version": 1, "scdeal_version": __version__,
-            "drug": model.drug, "gene_ids": model.gene_ids, "config": model.config.to_dict()}
+            "kind": model.KIND, "drug": model.drug, "gene_ids": model.gene_ids,
+            "config": model.config.to_dict()}
+    if model.KIND == "joint":
+        meta["drugs"] = list(model.drugs)
     with atomic_dir(path) as tmp:
         save_file(tensors, tmp / "model.safetensors")
         (tmp / "config.json").write_text(json.dumps(jsonable(meta), indent=2))
@@ -54,6 +56,18 @@ def save_model(model, path: str | Path, *, overwrite: bool = False) -> Path:
                 json.dumps(jsonable(model.reliability), indent=2))
     return path
 
+def model_kind(path: str | Path) -> str:
+    """``single`` (:class:`~scdeal.ScDEAL`) or ``joint`` (:class:`~scdeal.model.JointScDEAL`):
+    the kind of model saved in ``path`` (models saved before the joint model are single)."""
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        raise ScdealError(f"{path} is not a saved scdeal model (no config.json)")
+    try:
+        return json.loads(config.read_text()).get("kind", "single")
+    except ValueError:
+        raise ScdealError(f"{config} is not valid JSON; the model folder is damaged") from None
+
+
 def load_model(cls, path: str | Path, *, device: str | None = None):
     """An instance of ``cls`` from a folder written by :func:`save_model`."""
     from safetensors.torch import load_file
@@ -65,6 +79,11 @@ def load_model(cls, path: str | Path, *, device: str | None = None):
     meta = json.loads((path / "config.json").read_text())
     if meta.get("format") != "scdeal-model":
         raise ScdealError(f"{path}/config.json is not a scdeal model configuration")
+    kind = meta.get("kind", "single")
+    if kind != cls.KIND:
+        raise ScdealError(f"{path} holds a {kind} model; load it with "
+                          f"{'scdeal.model.JointScDEAL' if kind == 'joint' else 'scdeal.ScDEAL'}"
+                          ".load (or scdeal.model.load_model, which picks the class)")
     config = ScDealConfig.from_dict(meta["config"])
     if device is not None:
         config = config.replace(device=device)
@@ -72,6 +91,8 @@ def load_model(cls, path: str | Path, *, device: str | None = None):
     genes = json.loads((path / "genes.json").read_text())
     model.bulk_genes, model.target_genes = genes["bulk"], genes["target"]
     model.drug, model.gene_ids = meta["drug"], meta["gene_ids"]
+    if kind == "joint":
+        model.drugs = list(meta["drugs"])
     with np.load(path / "scalers.npz", allow_pickle=False) as npz:
         model.target_scaler = prep.Standardizer(npz["target_mean"], npz["target_scale"])
         bulk_scalers = [prep.Standardizer(npz[f"bulk_mean_{i}"], npz[f"bulk_scale_{i}"])
@@ -85,8 +106,8 @@ def load_model(cls, path: str | Path, *, device: str | None = None):
     tensors = load_file(path / "model.safetensors")
     dev = model._device()
 
-    def build(prefix: str, n_genes: int) -> DrugResponseNet:
-        net = DrugResponseNet(model._extractor(n_genes), model._predictor())
+    def build(prefix: str, n_genes: int):
+        net = model._network(model._extractor(n_genes), model._predictor())
         state = {k[len(prefix) + 1:]: v for k, v in tensors.items()
                  if k.startswith(prefix + ".")}
         net.load_state_dict(state, strict=True)

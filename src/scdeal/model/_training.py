@@ -17,6 +17,7 @@ import logging
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ from ..nn import (
     anchor_loss,
     classification_loss,
     cluster_consistency_loss,
+    masked_response_loss,
     mmd2_unbiased,
     sensitive_probability,
 )
@@ -42,6 +44,35 @@ MAX_MMD_VALIDATION = 1024
 # The labelled cells' mini-batches are drawn from a generator seeded seed + this, apart from
 # the cell and bulk batches (which are then the same as in a fit without labelled cells).
 LABELLED_SEED_OFFSET = 104729
+
+
+@dataclass(frozen=True)
+class Head:
+    """What the training loops need to know of the response head: the loss of its logits
+    against the bulk targets (indexed by rows like a tensor), and P(sensitive) from logits."""
+
+    loss: Callable[[Tensor, Any], Tensor]
+    probability: Callable[[Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class MaskedTargets:
+    """The joint model's bulk targets: labels and weights, lines x drugs (weight 0 where a
+    line is not labelled for a drug; see :func:`scdeal.nn.masked_response_loss`)."""
+
+    y: Tensor
+    weight: Tensor
+
+    def __getitem__(self, rows) -> MaskedTargets:
+        return MaskedTargets(self.y[rows], self.weight[rows])
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+# One drug: two logits per row, integer labels. The joint model: one logit per drug.
+BINARY_HEAD = Head(classification_loss, sensitive_probability)
+JOINT_HEAD = Head(lambda logits, t: masked_response_loss(logits, t.y, t.weight), torch.sigmoid)
 
 
 @dataclass
@@ -225,14 +256,16 @@ def pretrain_extractor(
 def train_predictor(
     net: DrugResponseNet, X_train: Tensor, y_train: Tensor, X_val: Tensor, y_val: Tensor,
     config: ScDealConfig, generator: torch.Generator, *, progress=None,
+    head: Head = BINARY_HEAD,
 ) -> StageHistory:
-    """Bulk predictor P on M_b's embedding, M_b fine-tuned together with P (cross-entropy)."""
+    """Bulk predictor P on M_b's embedding, M_b fine-tuned together with P (cross-entropy;
+    ``head``: the joint model's masked loss)."""
     optimizer = _optimizer(net.parameters(), config)
 
     def train_epoch() -> float:
         total = 0.0
         for idx in batch_indices(len(X_train), config.batch_size, generator):
-            loss = classification_loss(net(X_train[idx]), y_train[idx])
+            loss = head.loss(net(X_train[idx]), y_train[idx])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -240,7 +273,7 @@ def train_predictor(
         return total / len(X_train)
 
     def validate() -> float:
-        return float(classification_loss(net(X_val), y_val))
+        return float(head.loss(net(X_val), y_val))
 
     return _run_epochs(stage="bulk_predictor", modules=[net], epochs=config.predictor_epochs,
                        patience=config.patience, train_epoch=train_epoch, validate=validate,
@@ -260,6 +293,7 @@ def train_transfer(
     clusters_train: Tensor | None = None, clusters_val: Tensor | None = None,
     anchor_train: Tensor | None = None, anchor_val: Tensor | None = None,
     labelled_train: tuple[Tensor, Tensor] | None = None, progress=None,
+    head: Head = BINARY_HEAD,
 ) -> StageHistory:
     """DaNN transfer (paper Eq. 5), optionally with the cluster-consistency term.
 
@@ -278,6 +312,9 @@ def train_transfer(
     are unchanged) together with the cell batch, and adds ``labelled_weight`` * CE(P(M_s(x_l)),
     y_l) to the loss; the MMD and cluster terms see the cell batch only, as without labels.
     The validation loss, and so the epoch kept, never uses these labels.
+
+    ``head``: the loss and probability of the response head (:data:`JOINT_HEAD` for the
+    joint model: the cluster and anchor terms then average over its drugs).
     """
     predictor, bulk_extractor = bulk_net.predictor, bulk_net.extractor
     update_all = config.transfer_update == "all"
@@ -331,14 +368,14 @@ def train_transfer(
                 lab = next(labelled_batches)
                 emb_all = target_extractor.encode(torch.cat([xs, Xs_train[labelled_rows[lab]]]))
                 emb_s, emb_l = emb_all[:len(idx)], emb_all[len(idx):]
-            loss = classification_loss(predictor(emb_b), yb_train[xb_idx])
+            loss = head.loss(predictor(emb_b), yb_train[xb_idx])
             loss = loss + alpha * mmd(emb_b, emb_s)
             if labelled_train is not None:
                 ce_l = classification_loss(predictor(emb_l), labelled_y[lab])
                 loss = loss + config.labelled_weight * ce_l
                 labelled_total += ce_l.item() * len(idx)
             if (beta > 0 and clusters_train is not None) or gamma > 0:
-                prob_s = sensitive_probability(predictor(emb_s))
+                prob_s = head.probability(predictor(emb_s))
             if beta > 0 and clusters_train is not None:
                 loss = loss + beta * cluster_consistency_loss(prob_s, clusters_train[idx])
             if gamma > 0:
@@ -355,9 +392,9 @@ def train_transfer(
     def validate() -> float:
         emb_b = bulk_extractor.encode(Xb_val)
         emb_s = target_extractor.encode(Xs_val)
-        ce = float(classification_loss(predictor(emb_b), yb_val))
+        ce = float(head.loss(predictor(emb_b), yb_val))
         dist = float(mmd(emb_b[val_b], emb_s[val_s]))
-        prob_s = sensitive_probability(predictor(emb_s))
+        prob_s = head.probability(predictor(emb_s))
         cl = 0.0
         if beta > 0 and clusters_val is not None:
             cl = float(cluster_consistency_loss(prob_s, clusters_val))

@@ -262,7 +262,8 @@ def cluster_consistency_loss(prob: Tensor, clusters: Tensor) -> Tensor:
     Parameters
     ----------
     prob
-        Sensitive probabilities, shape ``(n,)``.
+        Sensitive probabilities, shape ``(n,)``; or ``(n, n_drugs)`` (the joint model): the
+        loss of each column, averaged over the columns.
     clusters
         Integer cluster labels, shape ``(n,)`` (e.g. Leiden clusters of the cells).
 
@@ -271,21 +272,24 @@ def cluster_consistency_loss(prob: Tensor, clusters: Tensor) -> Tensor:
     >>> p = torch.tensor([0.2, 0.4, 0.9, 0.9])
     >>> cluster_consistency_loss(p, torch.tensor([0, 0, 1, 1]))
     tensor(0.0050)
+    >>> cluster_consistency_loss(torch.stack([p, 1 - p], 1), torch.tensor([0, 0, 1, 1]))
+    tensor(0.0050)
     """
-    if prob.dim() != 1 or clusters.shape != prob.shape:
+    if prob.dim() not in (1, 2) or clusters.dim() != 1 or clusters.shape[0] != prob.shape[0]:
         raise ScdealError(
-            f"prob has shape {tuple(prob.shape)} and clusters {tuple(clusters.shape)}; both must "
-            "be 1-D with one entry per cell"
+            f"prob has shape {tuple(prob.shape)} and clusters {tuple(clusters.shape)}; clusters "
+            "must be 1-D with one entry per cell (row of prob)"
         )
     if clusters.is_floating_point() or clusters.is_complex():
         raise ScdealError(f"clusters have dtype {clusters.dtype}; pass integer cluster labels")
     _, inverse, counts = torch.unique(clusters, return_inverse=True, return_counts=True)
-    sums = torch.zeros(counts.shape[0], dtype=prob.dtype, device=prob.device)
-    sums = sums.index_add(0, inverse, prob)
-    centre = sums / counts.to(prob.dtype)
+    columns = prob if prob.dim() == 2 else prob[:, None]
+    sums = torch.zeros((counts.shape[0], columns.shape[1]), dtype=prob.dtype, device=prob.device)
+    sums = sums.index_add(0, inverse, columns)
+    centre = sums / counts.to(prob.dtype)[:, None]
     in_group = (counts[inverse] >= 2).to(prob.dtype)
-    squared = (prob - centre[inverse]).pow(2) * in_group
-    return squared.sum() / in_group.sum().clamp_min(1.0)
+    squared = (columns - centre[inverse]).pow(2) * in_group[:, None]
+    return squared.sum() / (in_group.sum().clamp_min(1.0) * columns.shape[1])
 
 
 def classification_loss(logits: Tensor, y: Tensor, class_weight: Tensor | None = None) -> Tensor:

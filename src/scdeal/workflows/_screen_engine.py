@@ -157,7 +157,8 @@ class ScreenParts:
             (tmp / "result.json").write_text(json.dumps(jsonable(summary), indent=1))
 
 
-def screen_fingerprint(adata: AnnData, config, gene_ids: str) -> str:
+def screen_fingerprint(adata: AnnData, config, gene_ids: str,
+                       strategy: str = "per-drug") -> str:
     import scipy.sparse as sp
 
     from .. import __version__
@@ -171,7 +172,8 @@ def screen_fingerprint(adata: AnnData, config, gene_ids: str) -> str:
     settings = {k: v for k, v in config.to_dict().items()
                 if FIELD_ROLES.get(k, ("", ""))[0] != "run"}
     return cache_key({"cells": fingerprint(*arrays, list(adata.obs_names), list(adata.var_names)),
-                      "config": settings, "gene_ids": gene_ids, "scdeal": __version__})
+                      "config": settings, "gene_ids": gene_ids, "scdeal": __version__,
+                      **({} if strategy == "per-drug" else {"strategy": strategy})})
 
 
 # ----------------------------------------------------------------------------- Dask

@@ -50,6 +50,7 @@ from ._screen_engine import (
     screen_fingerprint,
     warm_worker,
 )
+from ._screen_joint import JOINT_MODEL, fit_joint, joint_results, load_joint
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ CLUSTER_KEY = "scdeal_cluster"
 DRUG_COLUMNS = ["drug", "status", "reason", "reliable", "member_agreement", "member_consensus",
                 "bulk_test_auroc", "fraction_sensitive", "auroc", "ap", "n_cells",
                 "reused_pretraining", "seconds"]
+STRATEGIES = ("per-drug", "joint")
+DEFAULT_STRATEGY = "per-drug"
 GROUP_COLUMNS = ["group", "drug", "n_cells", "mean_p", "fraction_sensitive", "reliable"]
 
 
@@ -159,7 +162,7 @@ def screen(
     groupby: str | None = None, label_key: str | None = None, label_map: dict | None = None,
     gene_ids: str = "auto", scheduler: str | None = None, n_workers: int | None = None,
     cache: bool | str | Path = True, progress: bool = False,
-    connect_timeout: float = CONNECT_TIMEOUT_S,
+    connect_timeout: float = CONNECT_TIMEOUT_S, strategy: str = DEFAULT_STRATEGY,
 ) -> ScreenResult:
     """Predict many drugs on the same cells and rank them per cell group.
 
@@ -189,6 +192,12 @@ def screen(
         wait for the scheduler.
     cache
         As for :class:`scdeal.ScDEAL`: where the drug-independent pre-training is kept.
+    strategy
+        ``"per-drug"``: one :class:`~scdeal.ScDEAL` per drug (the paper's method), the drugs
+        spread over Dask workers. ``"joint"``: one :class:`~scdeal.model.JointScDEAL` for
+        every drug (a shared trunk, one output per drug), saved in ``out/model/`` (reused
+        when the screen is run again); its members train in this process's threads
+        (``member_threads``), or as Dask tasks on ``scheduler`` when one is given.
 
     Examples
     --------
@@ -212,6 +221,9 @@ def screen(
     from ..model.cache import MemoryCache, ModelCache
 
     started = time.perf_counter()
+    if strategy not in STRATEGIES:
+        raise ScdealError(f"unknown screen strategy {strategy!r}; use one of "
+                          f"{', '.join(STRATEGIES)}")
     config = ScDEAL(config).config  # a config, dict of fields or preset name, validated
     if label_key is not None:  # checked before any training
         from ..data.labels import binary_labels
@@ -228,10 +240,17 @@ def screen(
     todo = [row["drug"] for row in plan if row["status"] == "todo"]
 
     parts = None
+    fingerprint = screen_fingerprint(adata, config, gene_ids, strategy)
     if out is not None:
-        manifest = {"config": config.to_dict(), "gene_ids": gene_ids, "n_cells": adata.n_obs}
-        parts = ScreenParts(Path(out), screen_fingerprint(adata, config, gene_ids), manifest)
-    results = parts.load() if parts is not None else {}
+        manifest = {"config": config.to_dict(), "gene_ids": gene_ids, "n_cells": adata.n_obs,
+                    "strategy": strategy}
+        parts = ScreenParts(Path(out), fingerprint, manifest)
+    results = parts.load() if parts is not None and strategy == "per-drug" else {}
+    joint_model = None
+    if strategy == "joint" and out is not None:
+        joint_model = load_joint(Path(out) / JOINT_MODEL, fingerprint, todo)
+        if joint_model is not None:
+            results = joint_results(joint_model, adata, time.perf_counter() - started)
     todo_now = [d for d in todo if d not in results]
     if len(todo_now) < len(todo):
         log.info("scdeal screen: %d of %d drugs already finished in %s",
@@ -251,7 +270,7 @@ def screen(
         t0 = time.perf_counter()
         pretraining = pool.submit(ScDEAL(config, cache=store).pretrain, adata, bulk=bulk,
                                   gene_ids=gene_ids, progress=progress)
-        if todo_now and client is None:
+        if todo_now and client is None and strategy == "per-drug":
             client = stack.enter_context(dask_client(None, n_workers, connect_timeout))
         warming = [] if client is None else [  # each worker imports and loads GDSC meanwhile
             client.submit(warm_worker, pure=False, workers=[address], allow_other_workers=False,
@@ -259,7 +278,17 @@ def screen(
             for i, address in enumerate(client.scheduler_info()["workers"])]
         pretrained = pretraining.result()
         timings["pretraining"] = time.perf_counter() - t0
-        if client is not None:
+        if strategy == "joint" and todo_now:
+            t0 = time.perf_counter()
+            joint_model, fitted = fit_joint(adata, todo_now, config, store, gene_ids,
+                                            client, progress, bulk)
+            if joint_model is not None and out is not None:
+                joint_model.training["screen_fingerprint"] = fingerprint
+                joint_model.save(Path(out) / JOINT_MODEL, overwrite=True)
+            results.update(fitted if joint_model is None else
+                           joint_results(joint_model, adata, time.perf_counter() - t0))
+            timings["joint_fit"] = time.perf_counter() - t0
+        elif client is not None:
             t0 = time.perf_counter()
             task_config = config.replace(member_threads=1, num_threads=1)
             results.update(run_tasks(client, adata, todo_now, task_config, store.entries,
@@ -290,6 +319,7 @@ def screen(
     adata.obsm[f"{SCREEN_KEY}_sd"] = pd.DataFrame({d: results[d]["sd"] for d in ok}, index=index)
     groups = group_table(adata.obsm[SCREEN_KEY], adata.obs[groupby], table)
     adata.uns[SCREEN_KEY] = {"groupby": groupby, "label_key": label_key or "",
+                             "strategy": strategy,
                              "drugs_json": table.to_json(orient="records"),
                              "config_json": json.dumps(jsonable(config.to_dict()))}
     if out is not None:
