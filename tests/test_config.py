@@ -15,6 +15,7 @@ from scdeal.model.config import _RULES, _literal_fields
 def test_every_field_has_a_rule():
     fields = {f.name for f in dataclasses.fields(ScDealConfig)}
     checked = set(_RULES) | set(_literal_fields()) | {"hidden_dims", "predictor_dims", "split",
+                                                      "joint_head_dims",
                                                       "preprocess"}
     assert fields == checked
 
@@ -50,3 +51,10 @@ def test_defaults_presets_and_json_round_trip_are_valid():
         config = preset(name)
         assert ScDealConfig.from_dict(config.to_dict()) == config
     assert ScDealConfig(predictor_dims=(), mmd_bandwidth=None).predictor_dims == ()
+
+
+def test_joint_head_dims_are_widths_or_none():
+    assert ScDealConfig(joint_head_dims=[16]).joint_head_dims == (16,)
+    assert ScDealConfig(joint_head_dims=[]).joint_head_dims == ()
+    with pytest.raises(ScdealError, match="joint_head_dims must be a list of whole numbers"):
+        ScDealConfig(joint_head_dims=[0])

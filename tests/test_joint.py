@@ -261,3 +261,15 @@ def test_an_unknown_strategy_is_one_clear_error(data_env, cells_file, capsys):
 
     with pytest.raises(ScdealError, match="unknown screen strategy 'both'"):
         screen(anndata.read_h5ad(cells_file), ["Gefitinib"], strategy="both")
+
+
+def test_all_drugs_of_both_releases_are_each_screened_once(bulk):
+    from scdeal.model import ScDealConfig
+    from scdeal.workflows.drug_screen import resolve_drugs
+
+    both = [row["drug"] for row in resolve_drugs(bulk, "all", ScDealConfig(release="auto"))]
+    gdsc2 = [row["drug"] for row in resolve_drugs(bulk, "all", ScDealConfig(release="GDSC2"))]
+    assert len(both) == len(set(both))  # a drug screened in both releases counted once
+    assert set(gdsc2) < set(both)  # and GDSC1's other drugs added
+    in_both = set(bulk.drugs("GDSC1")) & set(bulk.drugs("GDSC2"))
+    assert in_both & set(both)

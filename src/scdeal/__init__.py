@@ -3,6 +3,7 @@
 The public API is loaded on first use, so ``import scdeal`` (and ``scdeal --help``) stays fast:
 
 - :class:`ScDEAL` and :class:`ScDealConfig`: the model (``scdeal.model``);
+  :class:`JointScDEAL`: one model for many drugs (``scdeal screen --strategy joint``);
 - ``scdeal.data``: GDSC bulk data, single-cell input, gene identifiers, labels;
 - ``scdeal.tl``: analyses (attributions, critical genes, gene scores, trajectories, ...);
 - ``scdeal.pl``: figures;
@@ -27,14 +28,14 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 from .errors import ScdealError
 
 _SUBMODULES = ("data", "datasets", "nn", "model", "tl", "pl", "workflows", "benchmark", "cli")
-_EXPORTS = {"ScDEAL": "model", "ScDealConfig": "model"}
+_EXPORTS = {"ScDEAL": "model", "ScDealConfig": "model", "JointScDEAL": "model"}
 
-__all__ = ["ScDEAL", "ScDealConfig", "ScdealError", "__version__", "data", "model", "nn", "pl",
+__all__ = ["JointScDEAL", "ScDEAL", "ScDealConfig", "ScdealError", "__version__", "data", "model", "nn", "pl",
            "tl"]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from . import data, model, nn, pl, tl
-    from .model import ScDEAL, ScDealConfig
+    from .model import JointScDEAL, ScDEAL, ScDealConfig
 
 
 def __getattr__(name: str) -> Any:

@@ -79,6 +79,8 @@ def config_from_args(args: argparse.Namespace):
     changes = {"device": args.device}
     if args.seed is not None:
         changes["seed"] = args.seed
+    if getattr(args, "release", None) is not None:
+        changes["release"] = args.release
     return config.replace(**changes)
 
 

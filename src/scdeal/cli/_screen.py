@@ -33,6 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", help="JSON or TOML file of configuration keys")
     parser.add_argument("--preset", help="named configuration, e.g. default")
     parser.add_argument("--seed", type=int, help="random seed (default: the configuration's, 0)")
+    parser.add_argument("--release", choices=["auto", "GDSC1", "GDSC2"],
+                        help="GDSC release of the labels (default: the configuration's, auto: "
+                             "GDSC2 where it screened the drug, else GDSC1; with --drugs all, "
+                             "auto takes the drugs of both, each once)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 "

@@ -77,6 +77,7 @@ FIELD_ROLES: dict[str, tuple[Role, str]] = {
     "cluster_resolution": ("cells", "the clusters"),
     # what one drug's training uses, after the shared stages
     "predictor_dims": ("drug", "the predictor P, trained per drug"),
+    "joint_head_dims": ("drug", "the joint model's head, trained after the shared stages"),
     "release": ("drug", "the drug's bulk labels; the pre-training uses no labels"),
     "metric": ("drug", "the drug's bulk labels"),
     "binarization": ("drug", "the drug's bulk labels"),

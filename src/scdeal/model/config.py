@@ -26,7 +26,8 @@ class ScDealConfig:
     Architecture
         ``extractor`` AE/DAE/VAE with ``hidden_dims`` and ``latent_dim`` (used for the bulk
         extractor M_b and the single-cell extractor M_s), ``predictor_dims`` for the response
-        predictor P, ``dropout``, ``batch_norm``, ``activation``; DAE corruption ``noise`` /
+        predictor P (``joint_head_dims`` for the joint multi-drug model's, None: the same),
+        ``dropout``, ``batch_norm``, ``activation``; DAE corruption ``noise`` /
         ``noise_rate``; VAE ``kl_weight``.
     Bulk labels
         GDSC ``release`` ("auto": GDSC2 if it screened the drug, else GDSC1), response
@@ -79,6 +80,10 @@ class ScDealConfig:
     hidden_dims: tuple[int, ...] = (256, 128)
     latent_dim: int = 64
     predictor_dims: tuple[int, ...] = (64, 32)
+    # The joint multi-drug model's head (scdeal.model.JointScDEAL): hidden layers shared by
+    # every drug before one output per drug; None: predictor_dims. Chosen on the development
+    # benchmark (benchmarks/README.md, section 11).
+    joint_head_dims: tuple[int, ...] | None = None
     dropout: float = 0.1
     batch_norm: bool = True
     activation: Activation = "relu"
@@ -155,6 +160,9 @@ class ScDealConfig:
     def __post_init__(self) -> None:
         self.hidden_dims = _widths("hidden_dims", self.hidden_dims, allow_empty=False)
         self.predictor_dims = _widths("predictor_dims", self.predictor_dims, allow_empty=True)
+        if self.joint_head_dims is not None:
+            self.joint_head_dims = _widths("joint_head_dims", self.joint_head_dims,
+                                           allow_empty=True)
         if isinstance(self.preprocess, dict):
             self.preprocess = PreprocessConfig(**self.preprocess)
         if not isinstance(self.preprocess, PreprocessConfig):

@@ -162,7 +162,8 @@ class JointScDEAL(ScDEAL):
 
     def _predictor(self) -> MultiDrugPredictor:
         cfg = self.config
-        return MultiDrugPredictor(cfg.latent_dim, cfg.predictor_dims, len(self.drugs),
+        dims = cfg.predictor_dims if cfg.joint_head_dims is None else cfg.joint_head_dims
+        return MultiDrugPredictor(cfg.latent_dim, dims, len(self.drugs),
                                   dropout=cfg.dropout, batch_norm=cfg.batch_norm,
                                   activation=cfg.activation)
 

@@ -21,6 +21,12 @@ How a screen runs (:func:`screen`, ``scdeal screen``):
    worker that dies has its drug retried by Dask (``distributed.scheduler.allowed-failures``)
    and then reported ``failed``; the other drugs are kept.
 
+With ``strategy="joint"`` (``--strategy joint``), steps 3 and 4 are one
+:class:`~scdeal.model.JointScDEAL` for every drug instead (a shared trunk, one output per drug;
+its members in this process's threads, or as Dask tasks on a given ``scheduler``), saved in
+``OUT/model/`` and read back when the same screen is run again; the outputs are the same. A
+fit that fails makes every drug ``failed`` (tried again when resumed).
+
 Outputs (``OUT``): ``screen.h5ad`` (the cells with ``obsm['scdeal_screen']``, cells x drugs
 P(sensitive), ``obsm['scdeal_screen_sd']``, the members' spread, the groups in ``obs`` and the
 drug table in ``uns['scdeal_screen']``), ``drugs.csv``, ``groups.csv`` and ``heatmap.png``.
