@@ -288,9 +288,11 @@ def _pretrain(cfg: ScDealConfig, X: np.ndarray | prep.CellRows, val_fraction: fl
     extractor = build_extractor(cfg, X.n_genes if cells else X.shape[1]).to(device)
     if init is not None:
         extractor.load_state_dict(init)
+    started = time.perf_counter()
     hist = train.pretrain_extractor(
         extractor, X_train, X_val, cfg, torch.Generator().manual_seed(seed), stage=stage,
         progress=bar, max_rows=cfg.max_cells_per_epoch if cells else None)
+    bar.stage_done("shared", hist, cfg.pretrain_epochs, time.perf_counter() - started)
     return extractor, hist
 
 
@@ -390,6 +392,8 @@ def fit_member(model, labelled: prep.BulkSplit | JointLabels, Xs: prep.CellRows,
                                        bulk.y_val, cfg, generator, progress=bar, head=head)
     bulk_test = bulk.test_metrics(bulk_net.predict_proba(bulk.X_test).cpu().numpy())
     timings["bulk_predictor"] = time.perf_counter() - t0
+    who = f"member {seed - model.config.seed + 1}/{model.config.n_models}"
+    bar.stage_done(who, hist_p, cfg.predictor_epochs, timings["bulk_predictor"])
 
     # The cell extractor M_s. In a shared gene space it starts from this member's M_b, now
     # fine-tuned with P, so that P reads M_s's embedding as it reads M_b's (measured:
@@ -407,6 +411,7 @@ def fit_member(model, labelled: prep.BulkSplit | JointLabels, Xs: prep.CellRows,
     else:
         target_extractor = copy.deepcopy(shared.cells()[0])
     timings["target_extractor"] = time.perf_counter() - t0
+    bar.stage_done(who, hist_s, cfg.pretrain_epochs, timings["target_extractor"])
     pretransfer_net = bulk.network(copy.deepcopy(target_extractor),
                                    copy.deepcopy(predictor)).eval()
 
@@ -432,6 +437,7 @@ def fit_member(model, labelled: prep.BulkSplit | JointLabels, Xs: prep.CellRows,
     target_net = bulk.network(target_extractor, bulk_net.predictor).eval()
     bulk_net.eval()
     timings["transfer"] = time.perf_counter() - t0
+    bar.stage_done(who, hist_t, cfg.transfer_epochs, timings["transfer"])
 
     report = {
         **bulk.report,
