@@ -37,10 +37,9 @@ def _predict(args: argparse.Namespace) -> int:
     if (folder / "model" / "config.json").is_file():  # a run folder: use its model
         folder = folder / "model"
     model = load_model(folder, device=args.device)
-    if args.gene_ids != "auto":
-        model.gene_ids = args.gene_ids
+    gene_ids = None if args.gene_ids == "auto" else args.gene_ids
     if model.KIND == "joint":
-        return _predict_joint(args, model)
+        return _predict_joint(args, model, gene_ids)
     if not args.chunk_size:
         from ..model.backed import reads_backed
 
@@ -50,7 +49,7 @@ def _predict(args: argparse.Namespace) -> int:
             args.chunk_size = 20_000
     if args.chunk_size:
         out = model.predict_file(args.target, chunk_size=args.chunk_size,
-                                 key_prefix=args.key_prefix)
+                                 key_prefix=args.key_prefix, gene_ids=gene_ids)
         with atomic_path(args.out, suffix=".h5ad") as tmp:
             out.write_h5ad(tmp)
         n_sens = int((out.obs[f"{args.key_prefix}sens_label"] == 1).sum())
@@ -60,7 +59,7 @@ def _predict(args: argparse.Namespace) -> int:
         return 0
     adata = read_target_from_args(args)
     model.predict(adata, label_key=args.label_key, label_map=label_map_from_args(args),
-                  key_prefix=args.key_prefix)
+                  key_prefix=args.key_prefix, gene_ids=gene_ids)
     with atomic_path(args.out, suffix=".h5ad") as tmp:
         adata.write_h5ad(tmp)
     info = adata.uns[f"{args.key_prefix}scdeal"]
@@ -74,7 +73,7 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predict_joint(args: argparse.Namespace, model) -> int:
+def _predict_joint(args: argparse.Namespace, model, gene_ids: str | None) -> int:
     """A joint model (DIR/model of ``scdeal screen --strategy joint``): every drug."""
     if args.chunk_size:
         from ..errors import ScdealError
@@ -83,7 +82,7 @@ def _predict_joint(args: argparse.Namespace, model) -> int:
                           "split the file and predict each part")
     adata = read_target_from_args(args)
     key = f"{args.key_prefix}scdeal_screen"
-    model.predict(adata, key_added=key)
+    model.predict(adata, key_added=key, gene_ids=gene_ids)
     with atomic_path(args.out, suffix=".h5ad") as tmp:
         adata.write_h5ad(tmp)
     table = model.reliability_table()

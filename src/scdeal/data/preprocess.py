@@ -97,7 +97,7 @@ class PreprocessConfig:
 
 
 def preprocess_target(adata: AnnData, config: PreprocessConfig | None = None, *,
-                      copy: bool = True) -> AnnData:
+                      copy: bool = True, genes: list[str] | None = None) -> AnnData:
     """Filter, normalise and log-transform a target as its kind of values requires.
 
     ============== =========================================================================
@@ -118,6 +118,11 @@ def preprocess_target(adata: AnnData, config: PreprocessConfig | None = None, *,
         The steps' settings; default :class:`PreprocessConfig()`.
     copy
         Work on a copy (the input is left untouched); ``False`` changes ``adata`` in place.
+    genes
+        Keep these genes (those present) instead of filtering by ``min_cells``: the genes a
+        fit kept, so that new cells are normalised over the same genes, whatever other cells
+        come with them. The genes kept are recorded in ``uns['scdeal_preprocess']['genes']``
+        whenever a gene filter ran.
 
     Returns
     -------
@@ -171,10 +176,16 @@ def preprocess_target(adata: AnnData, config: PreprocessConfig | None = None, *,
             keep, _ = sc.pp.filter_cells(adata, min_genes=config.min_genes, inplace=False)
             _subset(adata, keep, "obs", f"filter_cells(min_genes={config.min_genes})",
                     "min_genes", record)
-        if config.min_cells > 0:
+        if genes is not None:
+            _subset(adata, adata.var_names.isin(genes), "var",
+                    f"filter_genes(the fit's {len(genes)})", "the genes (is this the data "
+                    "the model was fitted on, or its kind?)", record)
+            record["genes"] = list(adata.var_names)
+        elif config.min_cells > 0:
             keep, _ = sc.pp.filter_genes(adata, min_cells=config.min_cells, inplace=False)
             _subset(adata, keep, "var", f"filter_genes(min_cells={config.min_cells})",
                     "min_cells", record)
+            record["genes"] = list(adata.var_names)
         if config.max_pct_mito is not None:
             if kind == "log_normalized":
                 record["skipped"].append("max_pct_mito: shares of a total are undefined on "
@@ -183,6 +194,8 @@ def preprocess_target(adata: AnnData, config: PreprocessConfig | None = None, *,
                 _mito_filter(adata, config, record)
         if kind in ("counts", "normalized"):
             if kind == "counts" or config.renormalize:
+                if config.target_sum is None:  # kept, so that new cells are scaled alike
+                    record["median_total"] = _nonzero_median_total(adata.X)
                 sc.pp.normalize_total(adata, target_sum=config.target_sum)
                 record["steps"].append(f"normalize_total(target_sum={config.target_sum})")
             if config.log1p:
@@ -198,6 +211,40 @@ def preprocess_target(adata: AnnData, config: PreprocessConfig | None = None, *,
     record["n_cells_output"], record["n_genes_output"] = int(adata.n_obs), int(adata.n_vars)
     adata.uns[UNS_KEY] = record
     return adata
+
+
+def prediction_config(config: PreprocessConfig, record: dict) -> PreprocessConfig:
+    """The preprocessing of cells to predict with a model fitted on data preprocessed by
+    ``config`` (``record``: that data's ``uns['scdeal_preprocess']``): every step that depends
+    on which other cells are present is fixed from the fit, so that a cell's values, and its
+    prediction, do not depend on the cells predicted with it.
+
+    The value kind is the one found at fit time; no gene filter (``min_cells``) and no
+    highly-variable-gene selection (the model's genes are fixed); ``normalize_total`` to
+    ``target_sum``, or, where that was None, to the median total of the fit's cells. The
+    per-cell QC (``min_genes``, mitochondrial share) stays.
+
+    Examples
+    --------
+    >>> fitted = {"input_kind": "counts", "median_total": 2150.0}
+    >>> c = prediction_config(PreprocessConfig(target_sum=None, n_top_genes=2000), fitted)
+    >>> c.input_kind, c.min_cells, c.n_top_genes, c.target_sum
+    ('counts', 0, None, 2150.0)
+    """
+    from dataclasses import replace
+
+    target_sum = config.target_sum
+    if target_sum is None:
+        target_sum = record.get("median_total")  # None in models saved before it was kept
+    return replace(config, input_kind=record.get("input_kind", config.input_kind), min_cells=0,
+                   n_top_genes=None, target_sum=target_sum)
+
+
+def _nonzero_median_total(X) -> float:
+    # What scanpy's normalize_total(target_sum=None) scales to: the median of the non-zero
+    # per-cell totals.
+    totals = np.asarray(X.sum(axis=1)).ravel()
+    return float(np.median(totals[totals > 0])) if (totals > 0).any() else 1.0
 
 
 def _check_finite(X) -> None:

@@ -20,7 +20,7 @@ from .. import __version__
 from .._io import jsonable, uns_safe
 from .._system import usable_cores
 from ..data.gdsc import BulkData
-from ..data.preprocess import preprocess_target
+from ..data.preprocess import prediction_config, preprocess_target
 from ..errors import ScdealError
 from ..nn import (
     DrugResponseNet,
@@ -119,6 +119,9 @@ class ScDEAL:
         self.bulk_genes: list[str] = []
         self.target_genes: list[str] = []
         self.target_scaler: prep.Standardizer | None = None
+        # The genes the fit's cells were normalised over (after its gene filter); cells to
+        # predict are normalised over the same ones. None: no gene filter ran.
+        self.normalization_genes: list[str] | None = None
         self.gene_selection: dict | None = None  # set by fit when max_genes drops genes
         self.training_sample: dict | None = None  # set by fit beyond max_training_cells
         self.members: list[fitting.Member] = []
@@ -348,6 +351,7 @@ class ScDEAL:
             self.training_sample = {"cells": len(rows), "of": int(adata.n_obs)}
             adata = adata[rows]
         target = self.prepare_target(adata)
+        self.normalization_genes = target.uns["scdeal_preprocess"].pop("genes", None)
 
         # Gene spaces.
         self.gene_selection = None
@@ -463,12 +467,24 @@ class ScDEAL:
     def _extractor(self, n_genes: int) -> FeatureExtractor:
         return fitting.build_extractor(self.config, n_genes)
 
-    def prepare_target(self, adata: AnnData) -> AnnData:
-        """Gene ids -> HGNC symbols, then the preprocessing the configuration asks for."""
+    def prepare_target(self, adata: AnnData, *, predicting: bool = False,
+                       gene_ids: str | None = None) -> AnnData:
+        """Gene ids -> HGNC symbols, then the preprocessing the configuration asks for.
+
+        ``predicting=True`` (a fitted model): the preprocessing of cells to predict, every
+        dataset-level choice fixed at fit time
+        (:func:`scdeal.data.preprocess.prediction_config`), so that each cell is processed
+        the same whatever other cells come with it. ``gene_ids``: the id type of
+        ``adata.var_names`` when it differs from the fit's.
+        """
         if adata.n_obs == 0 or adata.n_vars == 0:
             raise ScdealError(f"the target is empty ({adata.n_obs} cells x {adata.n_vars} genes)")
-        target = prep.target_on_symbols(adata, self.gene_ids, self.config.preprocess.input_kind)
-        return preprocess_target(target, self.config.preprocess, copy=False)
+        config = self.config.preprocess
+        if predicting:
+            config = prediction_config(config, self.training.get("preprocess") or {})
+        target = prep.target_on_symbols(adata, gene_ids or self.gene_ids, config.input_kind)
+        return preprocess_target(target, config, copy=False,
+                                 genes=self.normalization_genes if predicting else None)
 
     # ---------------------------------------------------------------------------------------
     # prediction
@@ -477,10 +493,19 @@ class ScDEAL:
         if not self.is_fitted:
             raise ScdealError("the model is not trained: call fit() or ScDEAL.load(dir) first")
 
-    def target_rows(self, adata: AnnData) -> tuple[prep.CellRows, pd.Index]:
-        """The cells on the model's genes, standardised block by block (sparse input stays
-        sparse), and the obs names they cover."""
-        target = self.prepare_target(adata)
+    def target_rows(self, adata: AnnData, *, gene_ids: str | None = None,
+                    layer: str | None = None) -> tuple[prep.CellRows, pd.Index]:
+        """The cells to predict on the model's genes (preprocessed as at fit time, each cell
+        alone: :meth:`prepare_target` with ``predicting=True``), standardised block by block
+        (sparse input stays sparse), and the obs names they cover. ``layer``: read the values
+        from ``adata.layers[layer]`` instead of ``X``."""
+        if layer is not None:
+            if layer not in adata.layers:
+                raise ScdealError(f"layer {layer!r} is not in the cells' layers "
+                                  f"({list(adata.layers)}); name one of them or leave it out")
+            adata = AnnData(adata.layers[layer], obs=pd.DataFrame(index=adata.obs_names),
+                            var=pd.DataFrame(index=adata.var_names))
+        target = self.prepare_target(adata, predicting=True, gene_ids=gene_ids)
         X = prep.align_genes(target, self.target_genes, min_fraction=MIN_GENE_FRACTION,
                              what="the target", keep_sparse=True)
         missing = prep.absent_genes(target, self.target_genes)
@@ -493,9 +518,10 @@ class ScDEAL:
         return prep.CellRows(X, self.target_scaler, zero_columns=np.flatnonzero(missing)
                              if missing.any() else None), target.obs_names
 
-    def target_matrix(self, adata: AnnData) -> tuple[np.ndarray, pd.Index]:
-        """Standardised dense matrix on the model's genes and the obs names it covers."""
-        rows, names = self.target_rows(adata)
+    def target_matrix(self, adata: AnnData, **kwargs) -> tuple[np.ndarray, pd.Index]:
+        """Standardised dense matrix on the model's genes and the obs names it covers
+        (``kwargs``: as for :meth:`target_rows`)."""
+        rows, names = self.target_rows(adata, **kwargs)
         return rows.dense(), names
 
     def _predict_members(
@@ -537,19 +563,28 @@ class ScDEAL:
         return (stack(post), stack(pre) if pretransfer else None,
                 np.concatenate(embs) if embedding and embs else None)
 
-    def predict_proba(self, adata: AnnData) -> pd.Series:
-        """Probability that each cell is sensitive (NaN for cells removed by QC)."""
+    def predict_proba(self, adata: AnnData, *, gene_ids: str | None = None,
+                      layer: str | None = None) -> pd.Series:
+        """Probability that each cell is sensitive (NaN for cells removed by QC); ``gene_ids``
+        and ``layer`` as for :meth:`predict`."""
         self._check_fitted()
         with PROCESS_LOCK:
-            X, names = self.target_rows(adata)
+            X, names = self.target_rows(adata, gene_ids=gene_ids, layer=layer)
             post, _, _ = self._predict_members(X, pretransfer=False)
         return pd.Series(post.mean(axis=0), index=names).reindex(adata.obs_names)
 
     def predict(
         self, adata: AnnData, *, label_key: str | None = None, label_map: dict | None = None,
-        key_prefix: str = "", copy: bool = False,
+        key_prefix: str = "", copy: bool = False, gene_ids: str | None = None,
+        layer: str | None = None,
     ) -> AnnData | None:
         """Predict every cell and write the results into ``adata`` (scanpy style).
+
+        Each cell is predicted on its own: it gets the same probability whether it comes alone,
+        in a batch, or with every cell (the preprocessing's dataset-level choices are fixed at
+        fit time: :func:`scdeal.data.preprocess.prediction_config`). ``gene_ids``: the id type
+        of ``adata.var_names`` when it differs from the fit's; ``layer``: predict from
+        ``adata.layers[layer]`` instead of ``X``.
 
         Writes ``obs[prefix+'sens_preds']`` (probability of sensitive, the members' mean),
         ``'rest_preds'`` (1 - sens_preds), ``'sens_label'`` (categorical, 0 = resistant,
@@ -567,7 +602,7 @@ class ScDEAL:
         """
         self._check_fitted()
         with PROCESS_LOCK:
-            X, names = self.target_rows(adata)
+            X, names = self.target_rows(adata, gene_ids=gene_ids, layer=layer)
             post, pre, emb = self._predict_members(X, embedding=True)
         out = adata.copy() if copy else adata
         pos = out.obs_names.get_indexer(names)
@@ -591,7 +626,8 @@ class ScDEAL:
         return out if copy else None
 
     def predict_file(self, path: str | Path, *, chunk_size: int = 20000, embedding: bool = False,
-                     pretransfer: bool = False, key_prefix: str = "") -> AnnData:
+                     pretransfer: bool = False, key_prefix: str = "",
+                     gene_ids: str | None = None) -> AnnData:
         """Predict a ``.h5ad`` file too large for memory, reading ``chunk_size`` cells at a time.
 
         Returns an AnnData with the file's cells, no genes, and the prediction keys of
@@ -604,7 +640,8 @@ class ScDEAL:
         self._check_fitted()
         with PROCESS_LOCK:
             out = predict_backed(self, path, chunk_size=chunk_size, embedding=embedding,
-                                 pretransfer=pretransfer, key_prefix=key_prefix)
+                                 pretransfer=pretransfer, key_prefix=key_prefix,
+                                 gene_ids=gene_ids)
         info = self.summary()
         uns = uns_safe(info)
         uns["summary_json"] = json.dumps(info)

@@ -48,7 +48,8 @@ def save_model(model, path: str | Path, *, overwrite: bool = False) -> Path:
         save_file(tensors, tmp / "model.safetensors")
         (tmp / "config.json").write_text(json.dumps(jsonable(meta), indent=2))
         (tmp / "genes.json").write_text(json.dumps(
-            {"bulk": model.bulk_genes, "target": model.target_genes}))
+            {"bulk": model.bulk_genes, "target": model.target_genes,
+             "normalized": model.normalization_genes}))
         np.savez(tmp / "scalers.npz", **scalers)
         (tmp / "training.json").write_text(json.dumps(jsonable(model.training), indent=2))
         if model.reliability is not None:
@@ -90,6 +91,7 @@ def load_model(cls, path: str | Path, *, device: str | None = None):
     model = cls(config)
     genes = json.loads((path / "genes.json").read_text())
     model.bulk_genes, model.target_genes = genes["bulk"], genes["target"]
+    model.normalization_genes = genes.get("normalized")  # absent before it was kept
     model.drug, model.gene_ids = meta["drug"], meta["gene_ids"]
     if kind == "joint":
         model.drugs = list(meta["drugs"])

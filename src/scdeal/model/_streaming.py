@@ -1,32 +1,25 @@
 """Prediction for datasets larger than memory: a backed ``.h5ad`` read in chunks of cells.
 
-Each chunk goes through the same steps as :meth:`ScDEAL.predict` (gene ids -> symbols, the
-configured preprocessing, the model's scaler, the network) with two differences, both because
-they are dataset-level decisions that a chunk cannot make alone:
-
-- the value kind (counts / normalised / ...) is detected once, on the first chunk, and then
-  fixed for every chunk;
-- genes are not filtered by the number of cells expressing them (``min_cells``); per-cell QC
-  (``min_genes``, mitochondrial fraction) still applies.
+Each chunk goes through the steps of :meth:`ScDEAL.predict` (gene ids -> symbols, the
+preprocessing fixed at fit time, the model's scaler, the network); since those treat every
+cell on its own, a cell's prediction does not depend on the chunk it falls in.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from ..data.values import detect_value_kind
 from .backed import open_backed
 from .predictions import prediction_columns
 
 
 def predict_backed(model, path: str | Path, *, chunk_size: int = 20000,
                    embedding: bool = False, pretransfer: bool = False,
-                   key_prefix: str = "") -> AnnData:
+                   key_prefix: str = "", gene_ids: str | None = None) -> AnnData:
     """Predict every cell of the ``.h5ad`` file at ``path`` without loading it whole.
 
     Returns an AnnData with the same ``obs_names`` and no genes, holding
@@ -36,24 +29,18 @@ def predict_backed(model, path: str | Path, *, chunk_size: int = 20000,
     is set by ``chunk_size``, not by the number of cells.
     """
     backed = open_backed(path)
-    original = model.config
     try:
         n = backed.n_obs
         probs = np.full((len(model.members), n), np.nan, dtype=np.float32)
         probs_pre = np.full_like(probs, np.nan) if pretransfer else None
-        emb = np.full((n, original.latent_dim), np.nan, dtype=np.float32) if embedding else None
+        emb = (np.full((n, model.config.latent_dim), np.nan, dtype=np.float32) if embedding
+               else None)
         var = backed.var.copy()
         for start in range(0, n, chunk_size):
             stop = min(start + chunk_size, n)
             X = backed.X[start:stop]
             chunk = AnnData(X=X, obs=pd.DataFrame(index=backed.obs_names[start:stop]), var=var)
-            if start == 0:
-                kind = original.preprocess.input_kind
-                if kind == "auto":
-                    kind = detect_value_kind(chunk.X)
-                model.config = original.replace(preprocess=dataclasses.replace(
-                    original.preprocess, input_kind=kind, min_cells=0))
-            Xs, names = model.target_rows(chunk)
+            Xs, names = model.target_rows(chunk, gene_ids=gene_ids)
             pos = start + chunk.obs_names.get_indexer(names)
             p, pre, e = model._predict_members(Xs, pretransfer=pretransfer, embedding=embedding)
             probs[:, pos] = p
@@ -62,7 +49,6 @@ def predict_backed(model, path: str | Path, *, chunk_size: int = 20000,
             if emb is not None:
                 emb[pos] = e
     finally:
-        model.config = original
         backed.file.close()
     out = AnnData(obs=pd.DataFrame(index=backed.obs_names.copy()))
     for name, values in prediction_columns(probs, probs_pre).items():

@@ -260,32 +260,36 @@ class JointScDEAL(ScDEAL):
             for drug in self.drugs]
         return pd.DataFrame(rows)
 
-    def predict_members(self, adata: AnnData) -> tuple[np.ndarray, pd.Index]:
+    def predict_members(self, adata: AnnData, *, gene_ids: str | None = None,
+                        layer: str | None = None) -> tuple[np.ndarray, pd.Index]:
         """Each member's P(sensitive) of every drug, members x cells x drugs, for the cells
-        that pass preprocessing (their obs names)."""
+        that pass preprocessing (their obs names); ``gene_ids``, ``layer`` as for
+        :meth:`ScDEAL.predict`."""
         self._check_fitted()
         with PROCESS_LOCK:
-            X, names = self.target_rows(adata)
+            X, names = self.target_rows(adata, gene_ids=gene_ids, layer=layer)
             post, _, _ = self._predict_members(X, pretransfer=False)
         return post, names
 
-    def predict_proba(self, adata: AnnData) -> pd.DataFrame:
+    def predict_proba(self, adata: AnnData, *, gene_ids: str | None = None,
+                      layer: str | None = None) -> pd.DataFrame:
         """P(sensitive), cells x drugs, the members' mean (NaN for cells removed by QC)."""
-        post, names = self.predict_members(adata)
+        post, names = self.predict_members(adata, gene_ids=gene_ids, layer=layer)
         return pd.DataFrame(post.mean(axis=0), index=names,
                             columns=self.drugs).reindex(adata.obs_names)
 
-    def predict(self, adata: AnnData, *, key_added: str = SCREEN_KEY,
-                copy: bool = False) -> AnnData | None:
+    def predict(self, adata: AnnData, *, key_added: str = SCREEN_KEY, copy: bool = False,
+                gene_ids: str | None = None, layer: str | None = None) -> AnnData | None:
         """Predict every drug for every cell and write the results into ``adata``.
 
         Writes ``obsm[key_added]`` (DataFrame, cells x drugs, P(sensitive), the members'
         mean; NaN for cells removed by quality control), ``obsm[key_added + '_sd']`` (the
         members' standard deviation) and ``uns[key_added + '_model']`` (configuration, genes,
         versions and the per-drug reliability of the fit, :meth:`reliability_table`).
-        Returns the annotated copy when ``copy=True``, else ``None``.
+        ``gene_ids``, ``layer``: as for :meth:`ScDEAL.predict`. Returns the annotated copy
+        when ``copy=True``, else ``None``.
         """
-        post, names = self.predict_members(adata)
+        post, names = self.predict_members(adata, gene_ids=gene_ids, layer=layer)
         out = adata.copy() if copy else adata
         mean = pd.DataFrame(post.mean(axis=0), index=names, columns=self.drugs)
         sd = pd.DataFrame(post.std(axis=0), index=names, columns=self.drugs)
