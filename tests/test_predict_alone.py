@@ -88,3 +88,24 @@ def test_a_layer_and_gene_ids_are_arguments_not_model_state(counts_and_model):
 
     with pytest.raises(ScdealError, match="layer 'spliced' is not in the cells' layers"):
         model.predict(cells, layer="spliced")
+
+
+def test_check_gives_the_fits_verdict_on_its_own_cells_and_one_on_new_ones(counts_and_model,
+                                                                           tmp_path, capsys):
+    from scdeal import ScDEAL
+
+    adata, model, folder = counts_and_model
+    loaded = ScDEAL.load(folder)
+    same = loaded.check(adata)
+    for key in ("member_agreement", "member_consensus", "bulk_test_auroc", "mean_cell_sd"):
+        assert same[key] == pytest.approx(model.reliability[key], abs=1e-5), key
+    assert same["reliable"] == model.reliability["reliable"]
+    new = loaded.check(adata[:12].copy())
+    assert new["n_cells"] == 12 and new["reliable"] in (True, False)
+    path = tmp_path / "twelve.h5ad"
+    adata[:12].copy().write_h5ad(path)
+    assert main(["predict", "--model", str(folder), "--target", str(path), "--gene-ids",
+                 "symbol", "--out", str(tmp_path / "p.h5ad")]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1].strip()
+    assert line.startswith("reliable on these 12 cells") == bool(new["reliable"])
+    assert line.startswith("NOT reliable on these 12 cells") == (not new["reliable"])

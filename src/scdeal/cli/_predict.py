@@ -66,7 +66,7 @@ def _predict(args: argparse.Namespace) -> int:
     n_sens = int((adata.obs[f"{args.key_prefix}sens_label"] == 1).sum())
     print(f"scdeal predict: {model.drug}, {adata.n_obs} cells, {n_sens} predicted sensitive "
           f"-> {args.out}")
-    print_reliability(model)
+    print_check(model.check(adata, gene_ids=gene_ids))
     if "metrics" in info:
         m = info["metrics"]
         print(f"  AUROC {m['auroc']:.3f}  AP {m['ap']:.3f}  F1 {m['f1']:.3f}")
@@ -90,3 +90,14 @@ def _predict_joint(args: argparse.Namespace, model, gene_ids: str | None) -> int
           f"(obsm {key!r}), {int(table.reliable.fillna(False).astype(bool).sum())} drugs "
           f"flagged reliable when fitted -> {args.out}")
     return 0
+
+
+def print_check(found: dict) -> None:
+    """One line: whether the members agree on these cells (:meth:`ScDEAL.check`)."""
+    if found.get("reliable") is True:
+        print(f"  reliable on these {found['n_cells']} cells: {found['reason']}")
+    elif found.get("reliable") is False:
+        print(f"  NOT reliable on these {found['n_cells']} cells ({found['reason']}): the "
+              "members disagree here; check the predictions against cells of known response")
+    else:
+        print(f"  reliability on these cells: no verdict ({found.get('reason')})")

@@ -563,6 +563,33 @@ class ScDEAL:
         return (stack(post), stack(pre) if pretransfer else None,
                 np.concatenate(embs) if embedding and embs else None)
 
+    def check(self, adata: AnnData, *, gene_ids: str | None = None,
+              layer: str | None = None) -> dict[str, Any]:
+        """Can this model be trusted on these cells? The label-free diagnostics and verdict
+        of :mod:`scdeal.model.reliability` computed on ``adata`` (a seeded sample of at most
+        20,000 of its cells), as :meth:`fit` computes them on the training cells: the members'
+        agreement and consensus on these cells, the per-cell spread (``mean_cell_sd``,
+        ``fraction_uncertain``), with the fit's bulk test AUROC. A saved model applied to new
+        data says with it whether the members still agree there.
+
+        Examples
+        --------
+        >>> import scdeal
+        >>> model = scdeal.ScDEAL.load("gefitinib_model")                     # doctest: +SKIP
+        >>> model.check(new_cells)["reliable"]                               # doctest: +SKIP
+        True
+        """
+        self._check_fitted()
+        with PROCESS_LOCK:
+            X, _ = self.target_rows(adata, gene_ids=gene_ids, layer=layer)
+            sample = X.subset(subsample(len(X), RELIABILITY_MAX_CELLS, self.config.seed))
+            post, pre, _ = self._predict_members(sample)
+        aurocs = [m.get("auroc", np.nan) for m in
+                  self.training.get("bulk_test_metrics_per_model", [])] or [np.nan]
+        found = reliability_diagnostics(post, pre, aurocs)
+        found["n_cells"] = int(post.shape[1])
+        return found
+
     def predict_proba(self, adata: AnnData, *, gene_ids: str | None = None,
                       layer: str | None = None) -> pd.Series:
         """Probability that each cell is sensitive (NaN for cells removed by QC); ``gene_ids``
