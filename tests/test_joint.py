@@ -97,6 +97,10 @@ def test_the_joint_model_predicts_every_drug(joint, cells):
     post, _ = joint.predict_members(cells[0])
     assert np.allclose(p.to_numpy(), post.mean(axis=0), atol=1e-6)
     assert set(joint.training["bulk_test_auroc"]) == set(DRUGS)
+    # The head is one linear output per drug by default (joint_head_dims=()), whatever the
+    # single-drug predictor's hidden layers (predictor_dims=(8,) here).
+    head = joint.members[0].target_net.predictor
+    assert len(head.hidden) == 0 and head.out.out_features == 3
     assert np.array(joint.training["bulk_test_auroc_per_model"]).shape == (2, 3)
 
 

@@ -26,7 +26,8 @@ class ScDealConfig:
     Architecture
         ``extractor`` AE/DAE/VAE with ``hidden_dims`` and ``latent_dim`` (used for the bulk
         extractor M_b and the single-cell extractor M_s), ``predictor_dims`` for the response
-        predictor P (``joint_head_dims`` for the joint multi-drug model's, None: the same),
+        predictor P (``joint_head_dims`` for the joint multi-drug model's: default none, a
+        linear output per drug; None: ``predictor_dims``),
         ``dropout``, ``batch_norm``, ``activation``; DAE corruption ``noise`` /
         ``noise_rate``; VAE ``kl_weight``.
     Bulk labels
@@ -81,9 +82,10 @@ class ScDealConfig:
     latent_dim: int = 64
     predictor_dims: tuple[int, ...] = (64, 32)
     # The joint multi-drug model's head (scdeal.model.JointScDEAL): hidden layers shared by
-    # every drug before one output per drug; None: predictor_dims. Chosen on the development
-    # benchmark (benchmarks/README.md, section 11).
-    joint_head_dims: tuple[int, ...] | None = None
+    # every drug before one output per drug (None: predictor_dims). Default: none, one linear
+    # output per drug on the shared embedding, chosen on the development benchmark by a
+    # criterion written before its results (benchmarks/README.md, section 11).
+    joint_head_dims: tuple[int, ...] | None = ()
     dropout: float = 0.1
     batch_norm: bool = True
     activation: Activation = "relu"
