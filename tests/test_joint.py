@@ -277,3 +277,27 @@ def test_all_drugs_of_both_releases_are_each_screened_once(bulk):
     assert set(gdsc2) < set(both)  # and GDSC1's other drugs added
     in_both = set(bulk.drugs("GDSC1")) & set(bulk.drugs("GDSC2"))
     assert in_both & set(both)
+
+
+def test_a_member_whose_worker_dies_fails_every_drug_of_the_joint_fit():
+    import dask
+
+    from scdeal.model import ScDealConfig
+    from scdeal.model.cache import MemoryCache
+    from scdeal.workflows._screen_engine import dask_client
+    from scdeal.workflows._screen_joint import fit_joint
+
+    def task(adata, item, config, entries, gene_ids, *, drugs):  # pickled by value
+        import os as _os
+
+        if item == "1":
+            _os._exit(1)
+        return {"drug": item, "status": "ok", "member": None, "report": None}
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            dask_client(None, 1) as client:
+        model, rows = fit_joint(None, ["A", "B"], ScDealConfig(n_models=2), MemoryCache(),
+                                "symbol", client, False, None, task=task)
+    assert model is None and set(rows) == {"A", "B"}
+    assert all(r["status"] == "failed" and "member 1: KilledWorker" in r["reason"]
+               for r in rows.values())

@@ -68,9 +68,10 @@ def fit_joint_member(adata: AnnData, item: str, config, entries: dict, gene_ids:
 
 
 def fit_joint(adata: AnnData, drugs: list[str], config, store, gene_ids: str, client,
-              progress: bool, bulk):
+              progress: bool, bulk, task=fit_joint_member):
     """``(model, {})``, or ``(None, rows)``: every drug ``failed`` with the reason when the
-    fit failed for a reason other than the drugs (they are tried again when resumed)."""
+    fit failed for a reason other than the drugs (they are tried again when resumed): a
+    member's task that raised, or whose workers kept dying (Dask's ``allowed-failures``)."""
     from ..model import JointScDEAL
 
     model = JointScDEAL(config, cache=store)
@@ -78,10 +79,10 @@ def fit_joint(adata: AnnData, drugs: list[str], config, store, gene_ids: str, cl
         trained = None
         if client is not None:
             items = [str(i) for i in range(config.n_models)]
-            task = functools.partial(fit_joint_member, drugs=drugs)
             rows = run_tasks(client, adata, items, config.replace(member_threads=1,
                                                                     num_threads=1),
-                             store.entries, gene_ids, None, progress, task=task)
+                             store.entries, gene_ids, None, progress,
+                             task=functools.partial(task, drugs=drugs))
             failed = [f"member {i}: {rows[i]['reason']}" for i in items
                       if rows[i]["status"] != "ok"]
             if failed:
