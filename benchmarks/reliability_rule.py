@@ -41,6 +41,8 @@ from scdeal.model.reliability import (
 
 AGREEMENT_GRID = tuple(round(0.05 * i, 2) for i in range(15))  # 0 .. 0.7
 BULK_GRID = (0.5, 0.55, 0.6, 0.65, 0.7)
+DIRECTION_GRID = (0.0, 0.6, 0.7, 0.8, 0.9, 1.0)  # 0: not used
+MIN_SPLIT_EVIDENCE = 10  # split ensembles a rule must flag, pooled, to be allowed to flag any
 MAX_BAD_AMONG_RELIABLE = 0.05
 BAD_AUROC = 0.6
 
@@ -100,16 +102,21 @@ def rows_for(folder: Path, source: str, draws: int, size: int, seed: int) -> lis
 
 
 def grid(table: pd.DataFrame) -> pd.DataFrame:
-    """Every threshold pair on every source of ``table``."""
+    """Every threshold triple on every source of ``table``."""
     out = []
     for source, t in table.groupby("source", sort=True):
         bad = t["auroc"] < BAD_AUROC
-        for stat, a, b in itertools.product(AGREEMENT_STATISTICS, AGREEMENT_GRID, BULK_GRID):
-            flag = (t[stat] >= a) & (t["bulk_test_auroc"] >= b)
+        split = t["direction_agreement"] < 1.0
+        for stat, a, b, c in itertools.product(AGREEMENT_STATISTICS, AGREEMENT_GRID, BULK_GRID,
+                                               DIRECTION_GRID):
+            flag = ReliabilityRule(stat, a, b, c).flags(t[stat], t["bulk_test_auroc"],
+                                                        t["direction_agreement"])
             good = t.loc[flag, "auroc"]
             out.append({
                 "source": source, "statistic": stat, "min_agreement": a,
-                "min_bulk_test_auroc": b,
+                "min_bulk_test_auroc": b, "min_direction_agreement": c,
+                "split_flagged": int((flag & split).sum()),
+                "split_flagged_bad": int((flag & split & bad).sum()),
                 "share_reliable": flag.mean(),
                 "auroc_reliable_mean": good.mean(),
                 "auroc_reliable_p5": good.quantile(0.05) if len(good) else np.nan,
@@ -120,22 +127,35 @@ def grid(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+KEYS = ["statistic", "min_agreement", "min_bulk_test_auroc", "min_direction_agreement"]
+
+
 def choose(g: pd.DataFrame) -> pd.DataFrame:
-    """Per threshold pair: the worst source's share of reliable fits below 0.6 and the mean
-    share reliable over sources, ranked by the criterion (the chosen pair first)."""
-    per = (g.groupby(["statistic", "min_agreement", "min_bulk_test_auroc"])
+    """Per threshold triple: the worst source's share of reliable fits below 0.6, the mean
+    share reliable over sources and the split ensembles it flags (pooled), ranked by the
+    criterion of benchmarks/README.md section 12 (the chosen rule first)."""
+    per = (g.groupby(KEYS)
            .agg(worst_reliable_below_06=("reliable_below_0.6", "max"),
-                mean_share_reliable=("share_reliable", "mean"))
+                mean_share_reliable=("share_reliable", "mean"),
+                split_flagged=("split_flagged", "sum"),
+                split_flagged_bad=("split_flagged_bad", "sum"))
            .reset_index())
-    per["meets"] = per["worst_reliable_below_06"] <= MAX_BAD_AMONG_RELIABLE
-    return per.sort_values(["meets", "mean_share_reliable", "statistic", "min_agreement",
-                            "min_bulk_test_auroc"], ascending=[False, False, True, True, True])
+    evidence = ((per.split_flagged >= MIN_SPLIT_EVIDENCE)
+                & (per.split_flagged_bad <= MAX_BAD_AMONG_RELIABLE * per.split_flagged))
+    per["meets"] = ((per["worst_reliable_below_06"] <= MAX_BAD_AMONG_RELIABLE)
+                    & ((per.min_direction_agreement >= 1.0) | evidence))
+    return per.sort_values(["meets", "mean_share_reliable", *KEYS],
+                           ascending=[False, False, True, True, True, True])
+
+
+def _flag(table: pd.DataFrame, rule: ReliabilityRule) -> pd.Series:
+    return pd.Series(rule.flags(table[rule.statistic], table["bulk_test_auroc"],
+                                table["direction_agreement"]), index=table.index)
 
 
 def describe(table: pd.DataFrame, rule: ReliabilityRule) -> pd.DataFrame:
     """Per source and kind: fits, share reliable, AUROC of reliable / not, bad fits flagged."""
-    flag = ((table[rule.statistic] >= rule.min_agreement)
-            & (table["bulk_test_auroc"] >= rule.min_bulk_test_auroc))
+    flag = _flag(table, rule)
     table = table.assign(flag=flag, bad=table["auroc"] < BAD_AUROC)
     out = []
     for (source, kind), t in table.groupby(["source", "kind"], sort=False):
@@ -201,8 +221,7 @@ def posthoc_ideas(folders: list[Path], big: int = 9, draws: int = 20) -> pd.Data
 
 def flips(table: pd.DataFrame, rule: ReliabilityRule) -> pd.DataFrame:
     """How often directions flip, and whether the rule flags those fits."""
-    flag = ((table[rule.statistic] >= rule.min_agreement)
-            & (table["bulk_test_auroc"] >= rule.min_bulk_test_auroc))
+    flag = _flag(table, rule)
     split = (table["member_auroc_min"] < 0.5) & (table["member_auroc_max"] > 0.5)
     wrong = table["auroc"] < 0.5
     out = []
@@ -246,28 +265,36 @@ def main(argv=None) -> int:
     ranked = choose(g)
     best = ranked.iloc[0]
     chosen = ReliabilityRule(str(best.statistic), float(best.min_agreement),
-                             float(best.min_bulk_test_auroc))
+                             float(best.min_bulk_test_auroc),
+                             float(best.min_direction_agreement))
     near = g[(g.statistic == chosen.statistic)
              & ((g.min_agreement - chosen.min_agreement).abs() <= 0.1)
-             & ((g.min_bulk_test_auroc - chosen.min_bulk_test_auroc).abs() <= 0.05)]
+             & ((g.min_bulk_test_auroc - chosen.min_bulk_test_auroc).abs() <= 0.05)
+             & (g.min_direction_agreement == chosen.min_direction_agreement)]
+    before = ReliabilityRule("member_consensus", 0.7, 0.6, 0.0)  # no direction
     lines = ["# Reliability rule: evidence", "",
              f"Command: `python benchmarks/reliability_rule.py --dev "
              f"{' '.join(map(str, args.dev))}"
              + (f" --check {' '.join(map(str, args.check))}" if args.check else "")
              + f" --draws {args.draws} --out {args.out}`", "",
-             f"Criterion: in every development source (fits as run and redrawn) at most "
-             f"{MAX_BAD_AMONG_RELIABLE:.0%} of the fits flagged reliable score AUROC < "
-             f"{BAD_AUROC}; among the pairs that meet it, the largest mean share flagged "
-             "reliable; ties to the lower thresholds.", "",
+             f"Criterion: (i) in every development source (fits as run and redrawn) at "
+             f"most {MAX_BAD_AMONG_RELIABLE:.0%} of the fits flagged reliable score AUROC < "
+             f"{BAD_AUROC}; (ii) a rule flags split ensembles (direction_agreement < 1) only "
+             f"if, pooled, it flags at least {MIN_SPLIT_EVIDENCE} and at most "
+             f"{MAX_BAD_AMONG_RELIABLE:.0%} of them score below {BAD_AUROC}, else it needs "
+             "min_direction_agreement 1.0; (iii) among the rules meeting both, the largest "
+             "mean share flagged reliable; ties to the lower thresholds.", "",
              f"Chosen: {chosen.describe()}.",
              f"Rule in the package now: {RULE.describe()}.", "",
              "## The package's rule on every source", "",
              markdown(describe(table, RULE)), "",
+             f"## The rule before direction was available ({before.describe()})", "",
+             markdown(describe(table, before)), "",
              "## Direction flips (members on both sides of AUROC 0.5; ensemble below 0.5)", "",
              markdown(flips(table, RULE)), "",
-             "## Threshold pairs ranked by the criterion (top 15)", "",
+             "## Rules ranked by the criterion (top 15)", "",
              markdown(ranked.head(15)), "",
-             "## Per source, near the chosen pair", "",
+             "## Per source, near the chosen rule", "",
              markdown(near), "",
              "## Fewer flips without refitting: ensemble variants from the stored members", "",
              "AUROC over fits (mean, sd, share below 0.6). 'redrawn' rows pool every member "

@@ -58,8 +58,11 @@ def test_consensus_tolerates_one_dissenting_member():
     d = reliability_diagnostics(post, post, [0.9] * 5)
     assert d["member_agreement"] == pytest.approx((6 - 4) / 10)  # 6 pairs +1, 4 pairs -1
     assert d["member_consensus"] == pytest.approx(1.0)  # the median member agrees with the rest
-    by_consensus = ReliabilityRule(statistic="member_consensus", min_agreement=0.5)
+    by_consensus = ReliabilityRule(statistic="member_consensus", min_agreement=0.5,
+                                   min_direction_agreement=0.0)
     assert reliability_diagnostics(post, post, [0.9] * 5, rule=by_consensus)["reliable"] is True
+    # The package's rule calls no ensemble reliable whose members point both ways.
+    assert "members point both ways" in d["reason"] and d["reliable"] is False
     with pytest.raises(ValueError, match="statistic"):
         ReliabilityRule(statistic="median")
 
@@ -228,3 +231,24 @@ def test_cli_run_reports_reliability_and_warns_once(target_file, gdsc_data_dir, 
 
     page = build_report(out, draw_missing=False).read_text()
     assert page.index("NOT RELIABLE") < page.index("<h2>Run</h2>")
+
+
+def test_a_split_ensemble_is_caught_by_a_direction_threshold():
+    import numpy as np
+
+    from scdeal.model.reliability import ReliabilityRule, reliability_diagnostics
+
+    rng = np.random.default_rng(0)
+    signal = rng.random(300)
+    # Three members agree; two point the other way, weakly: the consensus (a median over
+    # members) stays high while 6 of the 10 member pairs disagree in direction.
+    post = np.stack([signal + 0.05 * rng.random(300) for _ in range(3)]
+                    + [-0.3 * signal + 0.05 * rng.random(300) for _ in range(2)])
+    old = reliability_diagnostics(post, post, [0.8] * 5,
+                                  rule=ReliabilityRule("member_consensus", 0.7, 0.6, 0.0))
+    assert old["member_consensus"] >= 0.7 and old["reliable"] is True
+    assert old["direction_agreement"] == 0.4
+    new = reliability_diagnostics(post, post, [0.8] * 5, rule=ReliabilityRule(
+        "member_consensus", 0.7, 0.6, min_direction_agreement=0.8))
+    assert new["reliable"] is False and "members point both ways" in new["reason"]
+    assert "direction_agreement >= 0.8" in new["rule"]
