@@ -27,6 +27,7 @@ from .modules import (
     _check_matrix,
     _mlp_blocks,
 )
+from .networks import _ResponseModel
 
 __all__ = ["JointDrugNet", "MultiDrugPredictor", "masked_response_loss"]
 
@@ -80,7 +81,7 @@ class MultiDrugPredictor(nn.Module):
         return self.out(self.hidden(z))
 
 
-class JointDrugNet(nn.Module):
+class JointDrugNet(_ResponseModel):
     """Deployable joint model: genes -> extractor embedding -> one logit per drug.
 
     Examples
@@ -102,20 +103,12 @@ class JointDrugNet(nn.Module):
     def embed(self, x: Tensor) -> Tensor:
         return self.extractor.encode(x)
 
+    # P(sensitive) per drug, (n, n_drugs), from predict_proba (eval mode, no gradients)
+    probability = staticmethod(torch.sigmoid)
+
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``(n, n_drugs)``."""
         return self.predictor(self.embed(x))
-
-    def predict_proba(self, x: Tensor) -> Tensor:
-        """P(sensitive) per drug, ``(n, n_drugs)``, in eval mode without gradients (the mode
-        is restored afterwards)."""
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                return torch.sigmoid(self(x))
-        finally:
-            self.train(was_training)
 
 
 def masked_response_loss(logits: Tensor, y: Tensor, weight: Tensor) -> Tensor:

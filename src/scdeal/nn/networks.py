@@ -111,7 +111,9 @@ def sensitive_probability(logits: Tensor) -> Tensor:
 
 class _ResponseModel(nn.Module):
     """What every deployable network shares: logits from ``forward`` and
-    :meth:`predict_proba`."""
+    :meth:`predict_proba` (``probability`` turns logits into P(sensitive))."""
+
+    probability = staticmethod(sensitive_probability)
 
     def predict_proba(self, x: Tensor) -> Tensor:
         """Sensitive-class probability ``(n,)`` computed in eval mode without gradients.
@@ -124,7 +126,7 @@ class _ResponseModel(nn.Module):
         self.eval()
         try:
             with torch.no_grad():
-                return sensitive_probability(self(x))
+                return self.probability(self(x))
         finally:
             self.train(was_training)
 
