@@ -53,15 +53,20 @@ def test_no_labelled_cells_is_the_fit_of_before(bulk, target_cells):
 
 def test_labelled_cells_pull_the_predictions_toward_their_labels(bulk, target_cells,
                                                                 transfer_kept):
+    # labelled_weight > 0: the labelled cells' cross-entropy joins the transfer loss.
     known = _known(target_cells)
     flipped = 1.0 - known
+    in_transfer = {"labelled_weight": 1.0}
     _, p_plain = _fit(bulk, target_cells)
-    model, p_true = _fit(bulk, target_cells, labelled=known)
-    _, p_flip = _fit(bulk, target_cells, labelled=flipped)
+    model, p_true = _fit(bulk, target_cells, labelled=known, config=in_transfer)
+    _, p_flip = _fit(bulk, target_cells, labelled=flipped, config=in_transfer)
     assert not np.allclose(p_true.to_numpy(), p_plain.to_numpy())
-    assert model.training["labelled_cells"] == {
+    summary = model.training["labelled_cells"]
+    assert {k: summary[k] for k in ("n", "sensitive", "resistant", "key",
+                                    "used_in_model_selection", "members_kept_transfer",
+                                    "in_transfer")} == {
         "n": 8, "sensitive": 4, "resistant": 4, "key": None, "used_in_model_selection": False,
-        "members_kept_transfer": 1}
+        "members_kept_transfer": 1, "in_transfer": True}
     transfer = [h for h in model.training["history"] if h["stage"] == "transfer"][0]
     assert len(transfer["train_labelled_ce"]) == transfer["epochs_run"] - 1  # epoch 0: no step
 
@@ -324,3 +329,56 @@ def test_run_refuses_before_training_when_the_unlabelled_cells_hold_one_class():
     with pytest.raises(ScdealError, match="have 2 sensitive and 0 resistant labels in 'truth'"):
         check_scorable(obs, "truth", None, pd.Series([np.nan, np.nan, 0.0, 0.0],
                                                      index=obs.index))
+
+
+# ------------------------------------------------------------------------------------------
+# labelled cells stacked with a classifier of their own (the default, labelled_weight=0)
+
+
+def test_labelled_cells_choose_how_the_transfer_and_their_classifier_combine(
+        bulk, target_cells, tmp_path):
+    from scdeal.model.labelled import fit_stack
+
+    known = _known(target_cells)
+    plain, p_plain = _fit(bulk, target_cells)
+    model, p = _fit(bulk, target_cells, labelled=known)
+    X, names = model.target_matrix(target_cells)
+    # The transfer itself is the label-free fit's: its members never saw a label.
+    raw, _, _ = model._predict_members(X, pretransfer=False, stacked=False)
+    np.testing.assert_allclose(raw.mean(0), p_plain.loc[names].to_numpy(), atol=1e-6)
+    # The prediction is w * A + (1 - w) * B, as chosen on the labelled cells.
+    pos = names.get_indexer(known.index)
+    stack, report = fit_stack(X[pos], known.to_numpy().astype(int), raw.mean(0)[pos], 5)
+    assert model.training["labelled_cells"]["stack"] == report
+    assert report["weight"] in (0.0, 0.5, 1.0)
+    np.testing.assert_allclose(p.loc[names].to_numpy(), stack.combine(raw, X).mean(0),
+                               atol=1e-5)
+    # Saved and loaded, the model predicts the same.
+    model.save(tmp_path / "model")
+    np.testing.assert_allclose(ScDEAL.load(tmp_path / "model").predict_proba(target_cells),
+                               p, atol=1e-6)
+
+
+def test_the_classifier_scores_each_labelled_cell_without_its_label():
+    from scdeal.model.labelled import fit_stack, leave_one_out
+
+    rng = np.random.default_rng(1)
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    X = rng.normal(size=(8, 30)) + 0.8 * y[:, None]
+    first = leave_one_out(X, y)
+    changed = y.copy()
+    changed[2] = 0  # another label for cell 2 changes every score but its own
+    second = leave_one_out(X, changed)
+    assert second[2] == pytest.approx(first[2])
+    assert not np.allclose(np.delete(second, 2), np.delete(first, 2))
+    # A transfer that ranks the labelled cells the wrong way is reversed; one that ranks them
+    # at random is not chosen alone over a classifier that separates them.
+    _, report = fit_stack(X, y, transfer=1.0 - 0.9 * y)
+    assert report["flipped"] and report["transfer_auroc_on_labelled"] == 0.0
+    noise = np.array([0.2, 0.9, 0.1, 0.8, 0.7, 0.3, 0.6, 0.4])  # AUROC 0.5 on these cells
+    _, report = fit_stack(X, y, transfer=noise)
+    assert report["classifier_auroc_leave_one_out"] == 1.0 and report["weight"] < 1.0
+    assert report["scores"]["1.0"] == 0.5
+    # One labelled cell of a class: the classifier cannot be scored, the two are averaged.
+    _, report = fit_stack(X[[0, 4, 5]], y[[0, 4, 5]], transfer=np.array([0.9, 0.2, 0.1]))
+    assert report["weight"] == 0.5 and report["classifier_auroc_leave_one_out"] is None
