@@ -335,7 +335,7 @@ def test_run_refuses_before_training_when_the_unlabelled_cells_hold_one_class():
 # labelled cells stacked with a classifier of their own (the default, labelled_weight=0)
 
 
-def test_labelled_cells_choose_how_the_transfer_and_their_classifier_combine(
+def test_labelled_cells_combine_the_label_free_transfer_with_their_classifier(
         bulk, target_cells, tmp_path):
     from scdeal.model.labelled import fit_stack
 
@@ -346,39 +346,41 @@ def test_labelled_cells_choose_how_the_transfer_and_their_classifier_combine(
     # The transfer itself is the label-free fit's: its members never saw a label.
     raw, _, _ = model._predict_members(X, pretransfer=False, stacked=False)
     np.testing.assert_allclose(raw.mean(0), p_plain.loc[names].to_numpy(), atol=1e-6)
-    # The prediction is w * A + (1 - w) * B, as chosen on the labelled cells.
+    # The prediction combines it with the classifier of the labelled cells, as recorded.
     pos = names.get_indexer(known.index)
-    stack, report = fit_stack(X[pos], known.to_numpy().astype(int), raw.mean(0)[pos], 5)
+    stack, report = fit_stack(X[pos], known.to_numpy().astype(int), raw.mean(0)[pos],
+                              reference=(X, raw.mean(0)), seed=5)
     assert model.training["labelled_cells"]["stack"] == report
-    assert report["weight"] in (0.0, 0.5, 1.0)
+    assert report["per_class"] == 4 and report["weight"] == pytest.approx(1 / (1 + 4 / 5))
     np.testing.assert_allclose(p.loc[names].to_numpy(), stack.combine(raw, X).mean(0),
                                atol=1e-5)
+    assert not np.allclose(p.to_numpy(), p_plain.to_numpy())
     # Saved and loaded, the model predicts the same.
     model.save(tmp_path / "model")
     np.testing.assert_allclose(ScDEAL.load(tmp_path / "model").predict_proba(target_cells),
                                p, atol=1e-6)
 
 
-def test_the_classifier_scores_each_labelled_cell_without_its_label():
+def test_the_classifier_counts_more_with_more_labels_and_a_reversed_transfer_is_turned():
     from scdeal.model.labelled import fit_stack, leave_one_out
 
     rng = np.random.default_rng(1)
-    y = np.array([1, 1, 1, 1, 0, 0, 0, 0])
-    X = rng.normal(size=(8, 30)) + 0.8 * y[:, None]
+    y = np.repeat([1, 0], 10)
+    X = rng.normal(size=(20, 30)) + 0.8 * y[:, None]
+    reference = (X, rng.random(20))
+    # leave-one-out: a cell's score never depends on its own label
     first = leave_one_out(X, y)
     changed = y.copy()
-    changed[2] = 0  # another label for cell 2 changes every score but its own
-    second = leave_one_out(X, changed)
-    assert second[2] == pytest.approx(first[2])
-    assert not np.allclose(np.delete(second, 2), np.delete(first, 2))
-    # A transfer that ranks the labelled cells the wrong way is reversed; one that ranks them
-    # at random is not chosen alone over a classifier that separates them.
-    _, report = fit_stack(X, y, transfer=1.0 - 0.9 * y)
+    changed[2] = 0
+    assert leave_one_out(X, changed)[2] == pytest.approx(first[2])
+    weights = [fit_stack(X[idx], y[idx], rng.random(len(idx)), reference=reference)[1]["weight"]
+               for idx in (np.r_[0, 10], np.r_[0:3, 10:13], np.r_[0:10, 10:20])]
+    assert weights[0] > weights[1] > weights[2]  # K = 1, 3, 10
+    # A transfer that ranks 3 + 3 labelled cells all the wrong way is reversed; with one
+    # labelled cell per class it is not (two cells say too little).
+    idx = np.r_[0:3, 10:13]
+    _, report = fit_stack(X[idx], y[idx], 1.0 - 0.9 * y[idx], reference=reference)
     assert report["flipped"] and report["transfer_auroc_on_labelled"] == 0.0
-    noise = np.array([0.2, 0.9, 0.1, 0.8, 0.7, 0.3, 0.6, 0.4])  # AUROC 0.5 on these cells
-    _, report = fit_stack(X, y, transfer=noise)
-    assert report["classifier_auroc_leave_one_out"] == 1.0 and report["weight"] < 1.0
-    assert report["scores"]["1.0"] == 0.5
-    # One labelled cell of a class: the classifier cannot be scored, the two are averaged.
-    _, report = fit_stack(X[[0, 4, 5]], y[[0, 4, 5]], transfer=np.array([0.9, 0.2, 0.1]))
-    assert report["weight"] == 0.5 and report["classifier_auroc_leave_one_out"] is None
+    idx = np.r_[0, 10]
+    _, report = fit_stack(X[idx], y[idx], 1.0 - 0.9 * y[idx], reference=reference)
+    assert not report["flipped"] and report["classifier_auroc_leave_one_out"] is None

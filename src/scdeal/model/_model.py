@@ -183,13 +183,12 @@ class ScDEAL:
             map to 1 (sensitive) / 0 (resistant) as in
             :func:`scdeal.data.labels.binary_labels`, with ``label_map``. The transfer stays
             label-free (unless ``labelled_weight > 0``: then their cross-entropy joins its
-            loss), and the labels choose how to combine it with a logistic regression on the
-            labelled cells alone (:mod:`scdeal.model.labelled`): weight 1, 0.5 or 0 for the
-            transfer, and its direction, by the AUROC over the labelled cells, each scored
-            without its own label. ``training["labelled_cells"]`` records their counts
-            (``n``, ``sensitive``, ``resistant``), the column (``key``), ``stack`` (the two
-            sources' scores on the labelled cells and the weight chosen), ``used_for`` (in
-            words) and ``members_kept_transfer``. The pre-transfer predictions, and the
+            loss), and the prediction combines it with a logistic regression on the labelled
+            cells alone (:mod:`scdeal.model.labelled`), the classifier counting more the more
+            labels there are. ``training["labelled_cells"]`` records their counts (``n``,
+            ``sensitive``, ``resistant``), the column (``key``), ``stack`` (the weight, the
+            two sources' AUROC on the labelled cells, each scored without its own label),
+            ``used_for`` (in words) and ``members_kept_transfer``. The pre-transfer predictions, and the
             reliability verdict (of the transfer), stay label-free. Refused, one line each: an
             unknown column, no labelled cell (an all-empty column), labels of one class only,
             labelled cells that preprocessing removed (QC ``min_genes`` etc.). ``None``
@@ -352,16 +351,19 @@ class ScDEAL:
 
         rows = Xs.subset(known[0])
         post, _, _ = self._predict_members(rows, pretransfer=False, stacked=False)
-        self.labelled_stack, report = fit_stack(rows.dense(), known[1], post.mean(axis=0),
-                                                self.config.seed)
+        sample = Xs.subset(subsample(len(Xs), RELIABILITY_MAX_CELLS, self.config.seed))
+        ref, _, _ = self._predict_members(sample, pretransfer=False, stacked=False)
+        self.labelled_stack, report = fit_stack(
+            rows.dense(), known[1], post.mean(axis=0),
+            reference=(sample.dense(), ref.mean(axis=0)), seed=self.config.seed)
         if self.config.labelled_weight > 0:
             report["note"] = ("labelled_weight > 0: the transfer trained on these labels too, "
                               "so its score on them is optimistic")
         summary["stack"] = report
-        summary["used_for"] = (f"transfer weight {report['weight']:g}"
-                               + (", direction reversed" if report["flipped"] else "")
-                               + ", classifier of the labelled cells "
-                               + f"{1 - report['weight']:g}")
+        summary["used_for"] = (f"log-odds: transfer weight {report['weight']:.2f}"
+                               + (" (direction reversed)" if report["flipped"] else "")
+                               + f", classifier of the labelled cells "
+                               f"{1 - report['weight']:.2f}")
         log.info("labelled cells (%d): %s", report["n"], stack_line(report))
 
     def _training_data(self, adata: AnnData, bulk: BulkData, gene_ids: str,
@@ -778,7 +780,7 @@ def stack_line(report: dict) -> str:
         return "-" if v is None else f"{v:.3f}"
 
     flipped = " (direction reversed)" if report["flipped"] else ""
-    return (f"transfer AUROC {fmt(report['transfer_auroc_on_labelled'])}{flipped}, classifier "
-            f"of the labelled cells {fmt(report['classifier_auroc_leave_one_out'])} "
-            f"(leave-one-out) on the {report['n']} labelled cells -> transfer weight "
-            f"{report['weight']:g}")
+    return (f"on the {report['n']} labelled cells, transfer AUROC "
+            f"{fmt(report['transfer_auroc_on_labelled'])}{flipped}, classifier of those cells "
+            f"{fmt(report['classifier_auroc_leave_one_out'])} (leave-one-out); combined with "
+            f"transfer weight {report['weight']:.2f}")
