@@ -185,6 +185,9 @@ def test_run_with_labelled_key_trains_on_them_and_scores_the_others(
     base = ["--quiet", "run", "--drug", "Gefitinib", "--target", str(path), "--gene-ids",
             "entrez", "--config", str(config), "--out"]
     assert main([*base, str(out), "--labelled-key", "known", "--label-key", "response"]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if "labelled cells:" in x]
+    assert len(line) == 1 and "on the 6 labelled cells, transfer AUROC" in line[0]
+    assert "classifier of those cells" in line[0] and "transfer weight 0.62" in line[0]
     run = json.loads((out / "run.json").read_text())
     labelled = run["training"]["labelled_cells"]
     assert {k: labelled[k] for k in ("n", "sensitive", "resistant", "key")} == {
