@@ -6,7 +6,9 @@ case name; the draws are nested, the cells of K = 3 are among those of K = 5) an
 labels are handed to the methods that learn from labelled cells; EVERY method is scored on the
 remaining cells only, so the scored cells shrink as K grows (66 - 2K for Gefitinib). Methods:
 
-- ``scdeal``: default configuration, ``fit(labelled=the 2K cells)`` (K = 0: the plain fit);
+- ``scdeal``: default configuration, ``fit(labelled=the 2K cells)`` (K = 0: the plain fit):
+  the label-free transfer stacked with a classifier of the labelled cells as they choose;
+- ``scdeal_label_free``: the same fit's transfer alone (never learns from the labels);
 - ``scdeal_no_transfer``: the same fit scored before the transfer step (bulk-only: it never
   learns from the labelled cells, but it is scored on the same remaining cells);
 - ``logreg_shots``: logistic regression on the 2K labelled cells alone (undefined at K = 0);
@@ -36,7 +38,7 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 SHOTS = (0, 1, 3, 5, 10)
-METHODS = "scdeal,scdeal_no_transfer,logreg_shots,bulk_plus_shots,logreg"
+METHODS = "scdeal,scdeal_label_free,scdeal_no_transfer,logreg_shots,bulk_plus_shots,logreg"
 
 
 def main() -> None:

@@ -207,11 +207,12 @@ def test_load_case_refuses_an_unknown_label_column(target_file):
 
 def test_method_list_parsing():
     # "all": every method but those that learn from labelled cells, which --shots K adds
-    shots = ["logreg_shots", "bulk_plus_shots"]
+    shots = ["scdeal_label_free", "logreg_shots", "bulk_plus_shots"]
     without = [n for n in METHODS if n not in shots]
     assert [m.name for m in parse_methods(None)] == without
     assert [m.name for m in parse_methods("all")] == without
-    assert [m.name for m in parse_methods("all", shots=1)] == list(METHODS) == without + shots
+    assert [m.name for m in parse_methods("all", shots=1)] == without + shots
+    assert sorted(without + shots) == sorted(METHODS)
     assert [m.name for m in parse_methods(" mlp,scdeal ")] == ["mlp", "scdeal"]
     with pytest.raises(ScdealError, match="unknown method.*svm.*available: scdeal"):
         parse_methods("scdeal,svm")
@@ -222,8 +223,9 @@ def test_method_list_parsing():
 def test_registry_variants_and_shared_fit():
     assert METHODS["scdeal"].fit_key == METHODS["scdeal_no_transfer"].fit_key
     assert METHODS["scdeal_no_transfer"].output == "pre"
+    assert METHODS["scdeal"].fit_key == METHODS["scdeal_label_free"].fit_key
     keys = [m.fit_key for n, m in METHODS.items()
-            if n.startswith("scdeal") and n != "scdeal_no_transfer"]
+            if n.startswith("scdeal") and n not in ("scdeal_no_transfer", "scdeal_label_free")]
     assert len(set(keys)) == len(keys)
     assert dict(METHODS["scdeal_separate"].overrides) == {"n_models": 1, "gene_space": "separate"}
     assert dict(METHODS["scdeal_vae"].overrides) == {"n_models": 1, "extractor": "vae"}

@@ -53,15 +53,20 @@ def test_no_labelled_cells_is_the_fit_of_before(bulk, target_cells):
 
 def test_labelled_cells_pull_the_predictions_toward_their_labels(bulk, target_cells,
                                                                 transfer_kept):
+    # labelled_weight > 0: the labelled cells' cross-entropy joins the transfer loss.
     known = _known(target_cells)
     flipped = 1.0 - known
+    in_transfer = {"labelled_weight": 1.0}
     _, p_plain = _fit(bulk, target_cells)
-    model, p_true = _fit(bulk, target_cells, labelled=known)
-    _, p_flip = _fit(bulk, target_cells, labelled=flipped)
+    model, p_true = _fit(bulk, target_cells, labelled=known, config=in_transfer)
+    _, p_flip = _fit(bulk, target_cells, labelled=flipped, config=in_transfer)
     assert not np.allclose(p_true.to_numpy(), p_plain.to_numpy())
-    assert model.training["labelled_cells"] == {
+    summary = model.training["labelled_cells"]
+    assert {k: summary[k] for k in ("n", "sensitive", "resistant", "key",
+                                    "used_in_model_selection", "members_kept_transfer",
+                                    "in_transfer")} == {
         "n": 8, "sensitive": 4, "resistant": 4, "key": None, "used_in_model_selection": False,
-        "members_kept_transfer": 1}
+        "members_kept_transfer": 1, "in_transfer": True}
     transfer = [h for h in model.training["history"] if h["stage"] == "transfer"][0]
     assert len(transfer["train_labelled_ce"]) == transfer["epochs_run"] - 1  # epoch 0: no step
 
@@ -180,6 +185,9 @@ def test_run_with_labelled_key_trains_on_them_and_scores_the_others(
     base = ["--quiet", "run", "--drug", "Gefitinib", "--target", str(path), "--gene-ids",
             "entrez", "--config", str(config), "--out"]
     assert main([*base, str(out), "--labelled-key", "known", "--label-key", "response"]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if "labelled cells:" in x]
+    assert len(line) == 1 and "on the 6 labelled cells, transfer AUROC" in line[0]
+    assert "classifier of those cells" in line[0] and "transfer weight 0.62" in line[0]
     run = json.loads((out / "run.json").read_text())
     labelled = run["training"]["labelled_cells"]
     assert {k: labelled[k] for k in ("n", "sensitive", "resistant", "key")} == {
@@ -324,3 +332,58 @@ def test_run_refuses_before_training_when_the_unlabelled_cells_hold_one_class():
     with pytest.raises(ScdealError, match="have 2 sensitive and 0 resistant labels in 'truth'"):
         check_scorable(obs, "truth", None, pd.Series([np.nan, np.nan, 0.0, 0.0],
                                                      index=obs.index))
+
+
+# ------------------------------------------------------------------------------------------
+# labelled cells stacked with a classifier of their own (the default, labelled_weight=0)
+
+
+def test_labelled_cells_combine_the_label_free_transfer_with_their_classifier(
+        bulk, target_cells, tmp_path):
+    from scdeal.model.labelled import fit_stack
+
+    known = _known(target_cells)
+    plain, p_plain = _fit(bulk, target_cells)
+    model, p = _fit(bulk, target_cells, labelled=known)
+    X, names = model.target_matrix(target_cells)
+    # The transfer itself is the label-free fit's: its members never saw a label.
+    raw, _, _ = model._predict_members(X, pretransfer=False, stacked=False)
+    np.testing.assert_allclose(raw.mean(0), p_plain.loc[names].to_numpy(), atol=1e-6)
+    # The prediction combines it with the classifier of the labelled cells, as recorded.
+    pos = names.get_indexer(known.index)
+    stack, report = fit_stack(X[pos], known.to_numpy().astype(int), raw.mean(0)[pos],
+                              reference=(X, raw.mean(0)), seed=5)
+    assert model.training["labelled_cells"]["stack"] == report
+    assert report["per_class"] == 4 and report["weight"] == pytest.approx(1 / (1 + 4 / 5))
+    np.testing.assert_allclose(p.loc[names].to_numpy(), stack.combine(raw, X).mean(0),
+                               atol=1e-5)
+    assert not np.allclose(p.to_numpy(), p_plain.to_numpy())
+    # Saved and loaded, the model predicts the same.
+    model.save(tmp_path / "model")
+    np.testing.assert_allclose(ScDEAL.load(tmp_path / "model").predict_proba(target_cells),
+                               p, atol=1e-6)
+
+
+def test_the_classifier_counts_more_with_more_labels_and_a_reversed_transfer_is_turned():
+    from scdeal.model.labelled import fit_stack, leave_one_out
+
+    rng = np.random.default_rng(1)
+    y = np.repeat([1, 0], 10)
+    X = rng.normal(size=(20, 30)) + 0.8 * y[:, None]
+    reference = (X, rng.random(20))
+    # leave-one-out: a cell's score never depends on its own label
+    first = leave_one_out(X, y)
+    changed = y.copy()
+    changed[2] = 0
+    assert leave_one_out(X, changed)[2] == pytest.approx(first[2])
+    weights = [fit_stack(X[idx], y[idx], rng.random(len(idx)), reference=reference)[1]["weight"]
+               for idx in (np.r_[0, 10], np.r_[0:3, 10:13], np.r_[0:10, 10:20])]
+    assert weights[0] > weights[1] > weights[2]  # K = 1, 3, 10
+    # A transfer that ranks 3 + 3 labelled cells all the wrong way is reversed; with one
+    # labelled cell per class it is not (two cells say too little).
+    idx = np.r_[0:3, 10:13]
+    _, report = fit_stack(X[idx], y[idx], 1.0 - 0.9 * y[idx], reference=reference)
+    assert report["flipped"] and report["transfer_auroc_on_labelled"] == 0.0
+    idx = np.r_[0, 10]
+    _, report = fit_stack(X[idx], y[idx], 1.0 - 0.9 * y[idx], reference=reference)
+    assert not report["flipped"] and report["classifier_auroc_leave_one_out"] is None

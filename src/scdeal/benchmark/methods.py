@@ -47,7 +47,9 @@ class ScDealVariant:
     overrides
         :class:`~scdeal.model.ScDealConfig` fields that differ from the default.
     output
-        ``"post"`` scores the transferred model, ``"pre"`` the model before transfer.
+        ``"post"`` scores the transferred model, ``"pre"`` the model before transfer,
+        ``"label_free"`` the transferred model without what labelled cells add (the same as
+        ``"post"`` without ``--shots``).
     ablation
         A variant for the ablation study: run with the benchmark's ``ablation_seeds`` (fewer
         seeds, to keep a full run short) rather than all seeds.
@@ -56,7 +58,7 @@ class ScDealVariant:
     name: str
     description: str
     overrides: Mapping[str, Any] = field(default_factory=dict)
-    output: Literal["post", "pre"] = "post"
+    output: Literal["post", "pre", "label_free"] = "post"
     ablation: bool = False
 
     def __post_init__(self) -> None:
@@ -168,6 +170,9 @@ _REGISTRY: tuple[Method, ...] = (
                   "with cluster consistency, ensemble of 5)"),
     ScDealVariant("scdeal_no_transfer", "the same fit as scdeal, scored before the DaNN step",
                   output="pre"),
+    ScDealVariant("scdeal_label_free", "the same fit as scdeal without the labelled cells' "
+                  "classifier (with --shots; the transfer never sees their labels)",
+                  output="label_free"),
     # Ablations change one component of a SINGLE model (n_models=1); compare them with
     # scdeal_single, not with the 5-model ensemble.
     ScDealVariant("scdeal_single", "scDEAL default configuration, one model (no ensemble)",
@@ -202,10 +207,12 @@ _REGISTRY: tuple[Method, ...] = (
 )
 METHODS: Mapping[str, Method] = MappingProxyType({m.name: m for m in _REGISTRY})
 #: "all": every method except those that learn from labelled cells (they join with --shots).
-DEFAULT_METHODS: tuple[str, ...] = tuple(n for n, m in METHODS.items()
-                                         if not isinstance(m, ShotsBaseline))
-SHOTS_METHODS: tuple[str, ...] = tuple(n for n, m in METHODS.items()
-                                       if isinstance(m, ShotsBaseline))
+def _needs_shots(method) -> bool:
+    return isinstance(method, ShotsBaseline) or getattr(method, "output", "") == "label_free"
+
+
+DEFAULT_METHODS: tuple[str, ...] = tuple(n for n, m in METHODS.items() if not _needs_shots(m))
+SHOTS_METHODS: tuple[str, ...] = tuple(n for n, m in METHODS.items() if _needs_shots(m))
 
 
 def parse_methods(text: str | None, *, shots: int = 0) -> list[Method]:
@@ -216,8 +223,8 @@ def parse_methods(text: str | None, *, shots: int = 0) -> list[Method]:
     --------
     >>> [m.name for m in parse_methods("scdeal, logreg")]
     ['scdeal', 'logreg']
-    >>> [m.name for m in parse_methods("all", shots=3)][-2:]
-    ['logreg_shots', 'bulk_plus_shots']
+    >>> [m.name for m in parse_methods("all", shots=3)][-3:]
+    ['scdeal_label_free', 'logreg_shots', 'bulk_plus_shots']
     """
     if text is None or not text.strip() or text.strip().lower() == "all":
         names = DEFAULT_METHODS + (SHOTS_METHODS if shots > 0 else ())

@@ -452,7 +452,12 @@ def _scdeal_predictions(unit: list[Method], item: PreparedCase, seed: int, bulk:
     features = item.features.copy()
     model.fit(features, item.drug, bulk=bulk, gene_ids=item.case.gene_ids, labelled=labelled)
     out = model.predict(features, copy=True)
-    column = {"post": "sens_preds", "pre": "sens_preds_pret"}
+    if any(m.output == "label_free" for m in unit):
+        X, names = model.target_rows(features)
+        free, _, _ = model._predict_members(X, pretransfer=False, stacked=False)
+        out.obs["label_free"] = pd.Series(free.mean(axis=0), index=names).reindex(
+            out.obs_names)
+    column = {"post": "sens_preds", "pre": "sens_preds_pret", "label_free": "label_free"}
     # Share of members whose (label-free) early stopping kept a transfer epoch rather than
     # the state before the transfer: only those learnt anything from labelled cells.
     transfer = [h for h in model.training["history"] if h["stage"] == "transfer"]

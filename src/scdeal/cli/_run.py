@@ -282,8 +282,13 @@ def _run_backed(args: argparse.Namespace) -> int:
 
 
 def _print_result(model, n_obs: int, info: dict, out) -> None:
+    from ..model._model import stack_line
+
     print(f"scdeal run: {model.drug}, {n_obs} cells, {len(model.target_genes)} genes -> {out}")
     print_reliability(model)
+    labelled = model.training.get("labelled_cells") or {}
+    if "stack" in labelled:
+        print(f"  labelled cells: {stack_line(labelled['stack'])}")
     if "metrics" in info:
         m = info["metrics"]
         scored = f" on {m['n_cells']} {info['scored']}" if "scored" in info else ""

@@ -130,6 +130,8 @@ class ScDEAL:
         self.target_net: DrugResponseNet | EnsembleNet | None = None
         self.pretransfer_net: DrugResponseNet | EnsembleNet | None = None
         self.training: dict[str, Any] = {}
+        # With labelled cells: how the transfer and their classifier combine (labelled.py).
+        self.labelled_stack = None
         # Label-free diagnostics of the fit (see scdeal.model.reliability); None when unknown.
         self.reliability: dict[str, Any] | None = None
 
@@ -177,23 +179,23 @@ class ScDEAL:
         labelled
             Cells whose response is known (e.g. untreated parental controls, a few confirmed
             resistant cells): the name of an obs column, or a Series indexed by obs names.
-            Cells with a value are trained on, the others (NaN or empty) only predicted.
-            Values map to 1 (sensitive) / 0 (resistant) as in
-            :func:`scdeal.data.labels.binary_labels`, with ``label_map``. Their cross-entropy
-            joins the transfer loss (weight ``labelled_weight``, see :class:`ScDealConfig`);
-            they are never among the cells held out for early stopping, and the model
-            selection (the epoch kept) does not use their labels:
-            ``training["labelled_cells"]`` records their counts (``n``, ``sensitive``,
-            ``resistant``), the column (``key``), ``used_in_model_selection: False`` and
-            ``members_kept_transfer``: the members whose early stopping kept a transfer
-            epoch; in a member that kept the state before the transfer (epoch 0), the
-            labelled cells changed nothing (a warning says so when that is every member). The pre-transfer predictions stay bulk-only.
-            Refused, one line each: an unknown column, no labelled cell (an all-empty
-            column), labels of one class only, labelled cells that preprocessing removed
-            (QC ``min_genes`` etc.). ``None`` (default): a fit exactly as without this
-            argument, and ``training["labelled_cells"]`` is None. To score the fit, score
-            other cells: :meth:`predict` with ``label_key`` scores every cell labelled there,
-            these ones included (``scdeal run --labelled-key`` leaves them out).
+            Cells with a value are labelled, the others (NaN or empty) only predicted. Values
+            map to 1 (sensitive) / 0 (resistant) as in
+            :func:`scdeal.data.labels.binary_labels`, with ``label_map``. The transfer stays
+            label-free (unless ``labelled_weight > 0``: then their cross-entropy joins its
+            loss), and the prediction combines it with a logistic regression on the labelled
+            cells alone (:mod:`scdeal.model.labelled`), the classifier counting more the more
+            labels there are. ``training["labelled_cells"]`` records their counts (``n``,
+            ``sensitive``, ``resistant``), the column (``key``), ``stack`` (the weight, the
+            two sources' AUROC on the labelled cells, each scored without its own label),
+            ``used_for`` (in words) and ``members_kept_transfer``. The pre-transfer predictions, and the
+            reliability verdict (of the transfer), stay label-free. Refused, one line each: an
+            unknown column, no labelled cell (an all-empty column), labels of one class only,
+            labelled cells that preprocessing removed (QC ``min_genes`` etc.). ``None``
+            (default): a fit exactly as without this argument, and
+            ``training["labelled_cells"]`` is None. To score the fit, score other cells:
+            :meth:`predict` with ``label_key`` scores every cell labelled there, these ones
+            included (``scdeal run --labelled-key`` leaves them out).
         label_map
             Label value -> 1/0 for ``labelled`` (default: 0/1 or sensitive/resistant).
         """
@@ -251,13 +253,17 @@ class ScDEAL:
         # The drug's labelled lines, checked before any training.
         bulk_lines = prep.drug_labels(bulk, self.drug, cfg, bulk_expr)
         bar = _Progress(progress)
+        # The labelled cells enter the transfer only with labelled_weight > 0; otherwise the
+        # members are the label-free fit's and the labels choose how to combine it with a
+        # classifier of the labelled cells (scdeal.model.labelled).
+        in_transfer = known if cfg.labelled_weight > 0 else None
         shared = fitting.fit_shared(self, bulk_expr, Xs, device, bar, self._cache_store())
         predictors = [fitting.seeded_predictor(cfg, cfg.seed + index, device)
                       for index in range(cfg.n_models)]
 
         def member(index: int):
             return fitting.fit_member(self, bulk_lines, Xs, cfg.seed + index, shared, device,
-                                      bar, predictors[index], known=known)
+                                      bar, predictors[index], known=in_transfer)
 
         threads = min(cfg.member_threads, cfg.n_models, usable_cores())
         if threads > 1:
@@ -284,13 +290,16 @@ class ScDEAL:
         self.members = members
         self._assemble()
 
+        self.labelled_stack = None
         if labelled_summary is not None:
             # The transfer keeps its best epoch by a label-free loss; a member that kept the
             # state before its first epoch learnt nothing from the labelled cells.
             kept = sum(h["best_epoch"] > 0 for r in reports for h in r["history"]
                        if h["stage"] == "transfer")
             labelled_summary["members_kept_transfer"] = int(kept)
-            if kept == 0:
+            labelled_summary["in_transfer"] = cfg.labelled_weight > 0
+            self._stack_labelled(Xs, known, labelled_summary)
+            if kept == 0 and cfg.labelled_weight > 0:
                 log.warning("scdeal: the transfer's early stopping (which does not use labels) "
                             "kept the state before the first transfer epoch in every member: "
                             "the labelled cells changed nothing; try more transfer_epochs or "
@@ -329,11 +338,33 @@ class ScDEAL:
         # The diagnostics compare members over cells: a seeded sample of a large target tells
         # the same as all of it, at a bounded cost.
         sample = Xs.subset(subsample(len(Xs), RELIABILITY_MAX_CELLS, cfg.seed))
-        post, pre, _ = self._predict_members(sample)
+        post, pre, _ = self._predict_members(sample, stacked=False)
         self.reliability = reliability_diagnostics(
             post, pre, [r["bulk_test_metrics"]["auroc"] for r in reports])
         self.warn_if_unreliable()
         return self
+
+    def _stack_labelled(self, Xs: prep.CellRows, known, summary: dict) -> None:
+        """Choose how the transfer and a classifier of the labelled cells combine
+        (:mod:`scdeal.model.labelled`); record it in ``summary['stack']``."""
+        from .labelled import fit_stack
+
+        rows = Xs.subset(known[0])
+        post, _, _ = self._predict_members(rows, pretransfer=False, stacked=False)
+        sample = Xs.subset(subsample(len(Xs), RELIABILITY_MAX_CELLS, self.config.seed))
+        ref, _, _ = self._predict_members(sample, pretransfer=False, stacked=False)
+        self.labelled_stack, report = fit_stack(
+            rows.dense(), known[1], post.mean(axis=0),
+            reference=(sample.dense(), ref.mean(axis=0)), seed=self.config.seed)
+        if self.config.labelled_weight > 0:
+            report["note"] = ("labelled_weight > 0: the transfer trained on these labels too, "
+                              "so its score on them is optimistic")
+        summary["stack"] = report
+        summary["used_for"] = (f"log-odds: transfer weight {report['weight']:.2f}"
+                               + (" (direction reversed)" if report["flipped"] else "")
+                               + f", classifier of the labelled cells "
+                               f"{1 - report['weight']:.2f}")
+        log.info("labelled cells (%d): %s", report["n"], stack_line(report))
 
     def _training_data(self, adata: AnnData, bulk: BulkData, gene_ids: str,
                        keep: np.ndarray | None = None):
@@ -526,10 +557,12 @@ class ScDEAL:
 
     def _predict_members(
         self, X: np.ndarray | prep.CellRows, *, pretransfer: bool = True,
-        embedding: bool = False,
+        embedding: bool = False, stacked: bool = True,
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Each member's P(sensitive) of standardised cells, after and (optionally) before the
         transfer (members x cells), and the first member's embedding, in blocks of cells.
+        After the transfer, a fit with labelled cells combines each member's probability with
+        the classifier of the labelled cells (``stacked=False``: the transfer's alone).
 
         The ensemble's probability is the members' mean (what :class:`EnsembleNet` returns).
         Inference uses torch's default thread count: large batched products gain from threads
@@ -546,9 +579,11 @@ class ScDEAL:
                 x = torch.as_tensor(block, device=device)
                 post.append([])
                 pre.append([])
+                stack = self.labelled_stack if stacked else None
                 for i, member in enumerate(self.members):
                     net = member.target_net.eval()
-                    post[-1].append(net.predict_proba(x).cpu().numpy())
+                    p = net.predict_proba(x).cpu().numpy()
+                    post[-1].append(p if stack is None else stack.combine(p, block))
                     if pretransfer:
                         pre[-1].append(member.pretransfer_net.eval().predict_proba(x).cpu().numpy())
                     if embedding and i == 0:
@@ -583,7 +618,7 @@ class ScDEAL:
         with PROCESS_LOCK:
             X, _ = self.target_rows(adata, gene_ids=gene_ids, layer=layer)
             sample = X.subset(subsample(len(X), RELIABILITY_MAX_CELLS, self.config.seed))
-            post, pre, _ = self._predict_members(sample)
+            post, pre, _ = self._predict_members(sample, stacked=False)
         aurocs = [m.get("auroc", np.nan) for m in
                   self.training.get("bulk_test_metrics_per_model", [])] or [np.nan]
         found = reliability_diagnostics(post, pre, aurocs)
@@ -738,3 +773,14 @@ def _torch_threads(n: int):
     finally:
         torch.set_num_threads(before)
 
+
+def stack_line(report: dict) -> str:
+    """One line comparing the two sources on the labelled cells (``scdeal run`` prints it)."""
+    def fmt(v):
+        return "-" if v is None else f"{v:.3f}"
+
+    flipped = " (direction reversed)" if report["flipped"] else ""
+    return (f"on the {report['n']} labelled cells, transfer AUROC "
+            f"{fmt(report['transfer_auroc_on_labelled'])}{flipped}, classifier of those cells "
+            f"{fmt(report['classifier_auroc_leave_one_out'])} (leave-one-out); combined with "
+            f"transfer weight {report['weight']:.2f}")

@@ -2,7 +2,8 @@
 
 ``config.json`` (format, version, drug, gene ids, configuration), ``model.safetensors`` (every
 member's bulk, target and pre-transfer networks), ``genes.json``, ``scalers.npz``,
-``training.json`` and ``reliability.json`` (absent in models saved before it existed).
+``training.json``, ``reliability.json`` (absent in models saved before it existed) and, for a
+fit with labelled cells, ``labelled_stack.npz`` (:mod:`scdeal.model.labelled`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def save_model(model, path: str | Path, *, overwrite: bool = False) -> Path:
              "normalized": model.normalization_genes}))
         np.savez(tmp / "scalers.npz", **scalers)
         (tmp / "training.json").write_text(json.dumps(jsonable(model.training), indent=2))
+        if model.labelled_stack is not None:
+            np.savez(tmp / "labelled_stack.npz", **model.labelled_stack.to_arrays())
         if model.reliability is not None:
             (tmp / "reliability.json").write_text(
                 json.dumps(jsonable(model.reliability), indent=2))
@@ -105,6 +108,11 @@ def load_model(cls, path: str | Path, *, device: str | None = None):
         model.reliability = json.loads((path / "reliability.json").read_text())
     else:
         log.info("%s has no reliability diagnostics (saved before they existed)", path)
+    if (path / "labelled_stack.npz").is_file():
+        from .labelled import LabelledStack
+
+        with np.load(path / "labelled_stack.npz", allow_pickle=False) as npz:
+            model.labelled_stack = LabelledStack.from_arrays(npz)
     tensors = load_file(path / "model.safetensors")
     dev = model._device()
 

@@ -70,10 +70,12 @@ class ScDealConfig:
         kernel of fixed ``mmd_bandwidth``. ``transfer_update="all"`` updates M_b, M_s and P (the
         paper); ``"target_only"`` updates M_s alone (the original code).
     Labelled cells (only when :meth:`scdeal.ScDEAL.fit` is given ``labelled``)
-        the transfer loss gains ``labelled_weight`` * CE(P(M_s(x_l)), y_l) over a mini-batch
-        of the labelled training cells (at most ``batch_size``, cycling through them) at every
-        step; they stay ordinary cells for the MMD and cluster terms too. Early stopping does
-        not use their labels. Without labelled cells this field changes nothing.
+        the prediction combines the label-free transfer with a classifier of the labelled cells,
+        as they choose (:mod:`scdeal.model.labelled`). With ``labelled_weight > 0`` (default 0)
+        the transfer loss also gains ``labelled_weight`` * CE(P(M_s(x_l)), y_l) over a
+        mini-batch of the labelled training cells (at most ``batch_size``, cycling through them)
+        at every step; they stay ordinary cells for the MMD and cluster terms too. Early
+        stopping does not use their labels. Without labelled cells this field changes nothing.
     """
 
     # architecture
@@ -140,7 +142,7 @@ class ScDealConfig:
     # benchmarks/README.md, "Reliability", for what it was measured to do.
     consistency_weight: float = 0.0
     # cross-entropy of the labelled cells, when fit() is given some (see the docstring)
-    labelled_weight: float = 1.0
+    labelled_weight: float = 0.0
     # target preprocessing
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     # ensemble: n_models separately seeded networks (seeds seed, seed+1, ...), averaged
