@@ -94,10 +94,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_target_arguments(parser)
     parser.add_argument("--labelled-key", metavar="COL",
                         help="obs column (or table column) with the known response of a few "
-                             "cells (values as for --label-map; empty = unknown): those cells "
-                             "are trained on (their cross-entropy joins the transfer loss; "
-                             "early stopping does not use them), the rest are predicted. With "
-                             "--label-key, only cells not labelled in COL are scored")
+                             "cells (values as for --label-map; empty = unknown): a classifier "
+                             "trained on them is combined with the label-free transfer, the "
+                             "more the more labels (scdeal.model.labelled). With --label-key, "
+                             "only cells not labelled in COL are scored")
     parser.add_argument("--config", help="JSON or TOML file of configuration keys")
     parser.add_argument("--preset", help="named configuration, e.g. default, paper_GSE112274")
     parser.add_argument("--seed", type=int, help="random seed (default: the configuration's, 0)")
