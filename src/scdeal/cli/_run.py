@@ -282,7 +282,7 @@ def _run_backed(args: argparse.Namespace) -> int:
 
 
 def _print_result(model, n_obs: int, info: dict, out) -> None:
-    from ..model._model import stack_line
+    from ..model.labelled import stack_line
 
     print(f"scdeal run: {model.drug}, {n_obs} cells, {len(model.target_genes)} genes -> {out}")
     print_reliability(model)

@@ -347,7 +347,7 @@ class ScDEAL:
     def _stack_labelled(self, Xs: prep.CellRows, known, summary: dict) -> None:
         """Choose how the transfer and a classifier of the labelled cells combine
         (:mod:`scdeal.model.labelled`); record it in ``summary['stack']``."""
-        from .labelled import fit_stack
+        from .labelled import fit_stack, stack_line
 
         rows = Xs.subset(known[0])
         post, _, _ = self._predict_members(rows, pretransfer=False, stacked=False)
@@ -772,15 +772,3 @@ def _torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def stack_line(report: dict) -> str:
-    """One line comparing the two sources on the labelled cells (``scdeal run`` prints it)."""
-    def fmt(v):
-        return "-" if v is None else f"{v:.3f}"
-
-    flipped = " (direction reversed)" if report["flipped"] else ""
-    return (f"on the {report['n']} labelled cells, transfer AUROC "
-            f"{fmt(report['transfer_auroc_on_labelled'])}{flipped}, classifier of those cells "
-            f"{fmt(report['classifier_auroc_leave_one_out'])} (leave-one-out); combined with "
-            f"transfer weight {report['weight']:.2f}")

@@ -146,3 +146,15 @@ def fit_stack(X: np.ndarray, y: np.ndarray, transfer: np.ndarray, *,
                       f"its AUROC on the labelled cells <= {FLIP_MAX_AUROC}"}
     return LabelledStack(full.coef_.ravel().astype(np.float64), float(full.intercept_[0]),
                          scale, weight, flipped), report
+
+
+def stack_line(report: dict) -> str:
+    """One line comparing the two sources on the labelled cells (``scdeal run`` prints it)."""
+    def fmt(v):
+        return "-" if v is None else f"{v:.3f}"
+
+    flipped = " (direction reversed)" if report["flipped"] else ""
+    return (f"on the {report['n']} labelled cells, transfer AUROC "
+            f"{fmt(report['transfer_auroc_on_labelled'])}{flipped}, classifier of those cells "
+            f"{fmt(report['classifier_auroc_leave_one_out'])} (leave-one-out); combined with "
+            f"transfer weight {report['weight']:.2f}")
