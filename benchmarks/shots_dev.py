@@ -11,7 +11,8 @@ method is scored on the remaining cells only:
 
 - ``scdeal``: the combination, as ``fit(labelled=...)`` builds it;
 - ``scdeal_label_free``: the stored members' mean (the transfer alone);
-- ``logreg_shots``: logistic regression (L2, C=1, balanced) on the 2K labelled cells alone.
+- ``logreg_shots`` and ``bulk_plus_shots``: the baselines of ``scdeal benchmark --shots``
+  (the bulk without the drug's held-out lines).
 
 Writes ``benchmarks/shots_dev/results.csv`` and ``summary.md``.
 
@@ -46,7 +47,7 @@ def cells_of(bulk, drug: str, seed: int, meta: dict):
     return simulate_cells_from_lines(
         bulk.expression.loc[held, genes], labels.loc[held],
         SimulationConfig(cells_per_line=meta["cells_per_line"],
-                         gene_bias_sd=meta["gene_bias_sd"], seed=seed))
+                         gene_bias_sd=meta["gene_bias_sd"], seed=seed)), held
 
 
 def standardised(target, bulk_symbols: list[str]) -> np.ndarray:
@@ -62,9 +63,12 @@ def standardised(target, bulk_symbols: list[str]) -> np.ndarray:
 
 
 def main() -> int:
+    from scdeal.benchmark.baselines import domain_matrices, fit_predict_shots
+    from scdeal.benchmark.methods import METHODS
     from scdeal.benchmark.runner import draw_shots
     from scdeal.data import load_gdsc
-    from scdeal.model.labelled import _regression, fit_stack
+    from scdeal.model import ScDealConfig
+    from scdeal.model.labelled import fit_stack
     from scdeal.model.prepare import bulk_expression_on_symbols
 
     bulk = load_gdsc()
@@ -74,8 +78,11 @@ def main() -> int:
         with np.load(path, allow_pickle=False) as npz:
             post, y = npz["post"], npz["y"]
             meta = json.loads(str(npz["meta"]))
-        target = cells_of(bulk, meta["drug"], meta["seed"], meta)
+        target, held = cells_of(bulk, meta["drug"], meta["seed"], meta)
         X, names = standardised(target, symbols)
+        # The baselines of `scdeal benchmark --shots`, on the bulk without the held-out lines.
+        matrices = domain_matrices(bulk.without_lines(held), meta["drug"], target,
+                                   gene_ids="symbol", config=ScDealConfig(release="GDSC2"))
         same = (len(names) == len(y)
                 and (target.obs.loc[names, "sensitive"].astype(int).to_numpy() == y).all())
         if not same:
@@ -90,9 +97,11 @@ def main() -> int:
             stack, report = fit_stack(X[pos], labels, transfer[pos], reference=(X, transfer),
                                       seed=meta["model_seed"])
             stacked = stack.combine(post, X).mean(axis=0)
-            shots_only = _regression(X[pos], labels, meta["model_seed"]).predict_proba(X)[:, 1]
+            baselines = {name: fit_predict_shots(METHODS[name], matrices, shots,
+                                                 meta["model_seed"]).reindex(names).to_numpy()
+                         for name in ("logreg_shots", "bulk_plus_shots")}
             for method, p in (("scdeal", stacked), ("scdeal_label_free", transfer),
-                              ("logreg_shots", shots_only)):
+                              *baselines.items()):
                 rows.append({"drug": meta["drug"], "seed": meta["seed"], "shots": k,
                              "method": method, "auroc": roc_auc_score(y[rest], p[rest]),
                              "n_scored": len(rest), "weight": report["weight"],
@@ -106,7 +115,7 @@ def main() -> int:
     flips = table[table.method == "scdeal"].groupby("shots")["flipped"].sum()
     lines = ["| method | " + " | ".join(f"K={k}" for k in SHOTS) + " |",
              "|---|" + "---|" * len(SHOTS)]
-    for method in ("scdeal", "scdeal_label_free", "logreg_shots"):
+    for method in ("scdeal", "scdeal_label_free", "logreg_shots", "bulk_plus_shots"):
         lines.append(f"| `{method}` | " + " | ".join(f"{means.loc[method, k]:.3f}"
                                                      for k in SHOTS) + " |")
     best = means.loc[["scdeal_label_free", "logreg_shots"]].max()
