@@ -70,6 +70,7 @@ def main() -> int:
     from scdeal.model import ScDealConfig
     from scdeal.model.labelled import fit_stack
     from scdeal.model.prepare import bulk_expression_on_symbols
+    from scdeal.model.reliability import reliability_diagnostics
 
     bulk = load_gdsc()
     symbols = list(bulk_expression_on_symbols(bulk)[0].columns)
@@ -78,6 +79,9 @@ def main() -> int:
         with np.load(path, allow_pickle=False) as npz:
             post, y = npz["post"], npz["y"]
             meta = json.loads(str(npz["meta"]))
+            # the label-free verdict the fit would give now (the package's rule)
+            reliable = reliability_diagnostics(post, npz["pre"], [
+                m["auroc"] for m in meta["bulk_test_metrics_per_model"]])["reliable"]
         target, held = cells_of(bulk, meta["drug"], meta["seed"], meta)
         X, names = standardised(target, symbols)
         # The baselines of `scdeal benchmark --shots`, on the bulk without the held-out lines.
@@ -95,7 +99,7 @@ def main() -> int:
             rest = np.setdiff1d(np.arange(len(y)), pos)
             labels = shots.to_numpy().astype(int)
             stack, report = fit_stack(X[pos], labels, transfer[pos], reference=(X, transfer),
-                                      seed=meta["model_seed"])
+                                      seed=meta["model_seed"], transfer_reliable=reliable)
             stacked = stack.combine(post, X).mean(axis=0)
             baselines = {name: fit_predict_shots(METHODS[name], matrices, shots,
                                                  meta["model_seed"]).reindex(names).to_numpy()

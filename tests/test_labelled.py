@@ -351,10 +351,14 @@ def test_labelled_cells_combine_the_label_free_transfer_with_their_classifier(
     np.testing.assert_allclose(raw.mean(0), p_plain.loc[names].to_numpy(), atol=1e-6)
     # The prediction combines it with the classifier of the labelled cells, as recorded.
     pos = names.get_indexer(known.index)
+    reliable = model.reliability["reliable"]
     stack, report = fit_stack(X[pos], known.to_numpy().astype(int), raw.mean(0)[pos],
-                              reference=(X, raw.mean(0)), seed=5)
+                              reference=(X, raw.mean(0)), seed=5, transfer_reliable=reliable)
     assert model.training["labelled_cells"]["stack"] == report
-    assert report["per_class"] == 4 and report["weight"] == pytest.approx(1 / (1 + 4 / 5))
+    # K = 4: w = 1 / (1 + 4/5), halved when the label-free verdict says unreliable (one
+    # member here: no verdict, not halved)
+    assert report["per_class"] == 4 and reliable is None
+    assert report["weight"] == pytest.approx(1 / (1 + 4 / 5))
     np.testing.assert_allclose(p.loc[names].to_numpy(), stack.combine(raw, X).mean(0),
                                atol=1e-5)
     assert not np.allclose(p.to_numpy(), p_plain.to_numpy())
@@ -379,6 +383,10 @@ def test_the_classifier_counts_more_with_more_labels_and_a_reversed_transfer_is_
     weights = [fit_stack(X[idx], y[idx], rng.random(len(idx)), reference=reference)[1]["weight"]
                for idx in (np.r_[0, 10], np.r_[0:3, 10:13], np.r_[0:10, 10:20])]
     assert weights[0] > weights[1] > weights[2]  # K = 1, 3, 10
+    idx = np.r_[0:3, 10:13]
+    halved = fit_stack(X[idx], y[idx], rng.random(6), reference=reference,
+                       transfer_reliable=False)[1]["weight"]
+    assert halved == pytest.approx(weights[1] / 2)  # an unreliable transfer counts half
     # A transfer that ranks 3 + 3 labelled cells all the wrong way is reversed; with one
     # labelled cell per class it is not (two cells say too little).
     idx = np.r_[0:3, 10:13]

@@ -298,7 +298,6 @@ class ScDEAL:
                        if h["stage"] == "transfer")
             labelled_summary["members_kept_transfer"] = int(kept)
             labelled_summary["in_transfer"] = cfg.labelled_weight > 0
-            self._stack_labelled(Xs, known, labelled_summary)
             if kept == 0 and cfg.labelled_weight > 0:
                 log.warning("scdeal: the transfer's early stopping (which does not use labels) "
                             "kept the state before the first transfer epoch in every member: "
@@ -341,6 +340,8 @@ class ScDEAL:
         post, pre, _ = self._predict_members(sample, stacked=False)
         self.reliability = reliability_diagnostics(
             post, pre, [r["bulk_test_metrics"]["auroc"] for r in reports])
+        if labelled_summary is not None:  # after the verdict: it sets the transfer's weight
+            self._stack_labelled(Xs, known, labelled_summary)
         self.warn_if_unreliable()
         return self
 
@@ -355,7 +356,8 @@ class ScDEAL:
         ref, _, _ = self._predict_members(sample, pretransfer=False, stacked=False)
         self.labelled_stack, report = fit_stack(
             rows.dense(), known[1], post.mean(axis=0),
-            reference=(sample.dense(), ref.mean(axis=0)), seed=self.config.seed)
+            reference=(sample.dense(), ref.mean(axis=0)), seed=self.config.seed,
+            transfer_reliable=(self.reliability or {}).get("reliable"))
         if self.config.labelled_weight > 0:
             report["note"] = ("labelled_weight > 0: the transfer trained on these labels too, "
                               "so its score on them is optimistic")

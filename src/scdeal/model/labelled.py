@@ -13,8 +13,10 @@ prediction combines two sources on the log-odds scale:
 
 ``P = sigmoid(w * A + (1 - w) * B)`` with ``w = 1 / (1 + K / 5)``, K the labelled cells of the
 smaller class: the more labels, the more the classifier counts (K = 3: w = 0.62; K = 10:
-0.33). That rule was chosen on the development benchmark (benchmarks/README.md, section 13)
-over choosing ``w`` per fit by leave-one-out, which 2 to 20 labelled cells make too noisy.
+0.33); halved when the label-free reliability rule flags the transfer unreliable (its members
+disagree, so its direction cannot be trusted). That rule was chosen on the development
+benchmark (benchmarks/README.md, section 13) over choosing ``w`` per fit by leave-one-out,
+which 2 to 20 labelled cells make too noisy.
 When K >= 3 and the transfer ranks the labelled cells almost all the wrong way (AUROC <= 0.1
 on them, against 0.5 by chance), A's direction is reversed. Each member's probability is
 combined the same way, so the members' spread stays the transfer's (scaled).
@@ -110,8 +112,8 @@ def leave_one_out(X: np.ndarray, y: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def fit_stack(X: np.ndarray, y: np.ndarray, transfer: np.ndarray, *,
-              reference: tuple[np.ndarray, np.ndarray], seed: int = 0
-              ) -> tuple[LabelledStack, dict]:
+              reference: tuple[np.ndarray, np.ndarray], seed: int = 0,
+              transfer_reliable: bool | None = True) -> tuple[LabelledStack, dict]:
     """The combination for these labelled cells (see the module docstring).
 
     Parameters
@@ -124,11 +126,16 @@ def fit_stack(X: np.ndarray, y: np.ndarray, transfer: np.ndarray, *,
     reference
         Standardised expression and transfer P(sensitive) of the training cells (or a sample
         of them): the classifier is rescaled to the transfer's spread over them.
+    transfer_reliable
+        The label-free verdict on the transfer (:mod:`scdeal.model.reliability`); ``False``
+        halves its weight.
     """
     y = np.asarray(y, dtype=int)
     X = np.asarray(X, dtype=np.float64)
     k = int(min(y.sum(), (y == 0).sum()))
     weight = 1.0 / (1.0 + k / WEIGHT_SCALE)
+    if transfer_reliable is False:
+        weight /= 2
     auroc_a = _auroc(y, np.asarray(transfer, np.float64))
     flipped = bool(k >= FLIP_MIN_K and auroc_a is not None and auroc_a <= FLIP_MAX_AUROC)
     full = _regression(X, y, seed)
@@ -137,13 +144,15 @@ def fit_stack(X: np.ndarray, y: np.ndarray, transfer: np.ndarray, *,
     sd_b = float(b_ref.std())
     scale = float(_logit(ref_p).std() / sd_b) if sd_b > 1e-12 else 1.0
     report = {"n": int(len(y)), "per_class": k, "weight": weight, "flipped": flipped,
+              "transfer_reliable": transfer_reliable,
               "transfer_auroc_on_labelled": auroc_a,
               "classifier_auroc_leave_one_out": (_auroc(y, leave_one_out(X, y, seed))
                                                  if k >= 2 else None),
               "rule": f"P = sigmoid(w * transfer log-odds + (1 - w) * classifier), w = 1 / "
                       f"(1 + K / {WEIGHT_SCALE:g}), K = {k} labelled cells in the smaller "
-                      f"class; the transfer's direction reversed when K >= {FLIP_MIN_K} and "
-                      f"its AUROC on the labelled cells <= {FLIP_MAX_AUROC}"}
+                      "class, halved when the transfer is not reliable; its direction "
+                      f"reversed when K >= {FLIP_MIN_K} and its AUROC on the labelled cells "
+                      f"<= {FLIP_MAX_AUROC}"}
     return LabelledStack(full.coef_.ravel().astype(np.float64), float(full.intercept_[0]),
                          scale, weight, flipped), report
 
