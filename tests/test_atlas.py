@@ -134,7 +134,7 @@ def test_backed_needs_an_h5ad_file(tmp_path, capsys, gdsc_data_dir, monkeypatch)
 
 def test_a_file_larger_than_its_share_of_memory_is_read_backed_without_the_flag(
         backed_and_in_memory, gdsc_data_dir, tmp_path, monkeypatch, capsys):
-    from scdeal.model import backed as backed_module
+    from scdeal.data import backed as backed_module
 
     target, backed, _ = backed_and_in_memory
     size = backed_module.matrix_bytes(target)
@@ -172,7 +172,7 @@ def test_a_file_larger_than_its_share_of_memory_is_read_backed_without_the_flag(
 
 def test_fit_given_a_large_file_trains_on_a_sample_read_in_blocks(
         backed_and_in_memory, bulk, monkeypatch, caplog):
-    from scdeal.model import backed as backed_module
+    from scdeal.data import backed as backed_module
 
     target, _, _ = backed_and_in_memory
     config = ScDealConfig(**TINY, max_training_cells=40)

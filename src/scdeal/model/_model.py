@@ -201,7 +201,7 @@ class ScDEAL:
         """
         sample = None
         if isinstance(adata, str | os.PathLike):
-            from .backed import read_training_cells
+            from ._streaming import read_training_cells
 
             if labelled is not None and not isinstance(labelled, str):
                 raise ScdealError("fit on a file takes labelled= as the name of an obs column "
