@@ -8,7 +8,6 @@ downloaded from PyPI by scdeal's own loader, as for a user.
 
 from __future__ import annotations
 
-import os
 from importlib.metadata import version as _version
 
 project = "scdeal"
@@ -49,6 +48,7 @@ nb_execution_mode = "force"           # every build runs the tutorials afresh
 nb_execution_raise_on_error = True    # a failing cell fails the build
 nb_execution_timeout = 600            # seconds per cell
 nb_execution_show_tb = True           # the traceback in the build log when a cell fails
+nb_execution_in_temp = True        # run folders written by the tutorials stay out of docs/
 nb_merge_streams = True
 myst_enable_extensions = ["colon_fence", "deflist", "dollarmath"]
 myst_heading_anchors = 3
