@@ -51,6 +51,15 @@ class BenchmarkCase:
         Label value -> 1 (sensitive) / 0 (resistant); ``None`` accepts 0/1 and the words.
     description
         Free text shown in the summary.
+
+    Examples
+    --------
+    :func:`read_cases` makes them from a case file; by hand:
+
+    >>> case = BenchmarkCase(name="PLX4720", drug="PLX4720", target=Path("plx.h5ad"),
+    ...                      label_key="response", label_map={"parental": 1, "resistant": 0})
+    >>> case.name, case.gene_ids, case.label_map["parental"]
+    ('PLX4720', 'auto', 1)
     """
 
     name: str

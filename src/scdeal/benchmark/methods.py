@@ -53,6 +53,15 @@ class ScDealVariant:
     ablation
         A variant for the ablation study: run with the benchmark's ``ablation_seeds`` (fewer
         seeds, to keep a full run short) rather than all seeds.
+
+    Examples
+    --------
+    >>> from scdeal.benchmark import METHODS
+    >>> variant = METHODS["scdeal_no_cluster"]
+    >>> dict(variant.overrides), variant.output, variant.ablation
+    ({'n_models': 1, 'cluster_weight': 0.0}, 'post', True)
+    >>> METHODS["scdeal"].fit_key == METHODS["scdeal_no_transfer"].fit_key  # one fit, two scores
+    True
     """
 
     name: str
@@ -94,6 +103,15 @@ class Baseline:
         Cap on OpenMP threads while fitting (``None``: the library's default). Histogram
         gradient boosting runs thousands of tiny parallel regions; on a busy 2-core machine
         two spinning OpenMP threads made it 5 times slower than one (64 s against 14 s).
+
+    Examples
+    --------
+    >>> from scdeal.benchmark import METHODS
+    >>> forest = METHODS["random_forest"]
+    >>> forest.description
+    'random forest, 500 trees, balanced class weights'
+    >>> type(forest.make(0)).__name__, forest.balance
+    ('RandomForestClassifier', 'estimator')
     """
 
     name: str
@@ -120,6 +138,14 @@ class ShotsBaseline:
         standardised on its own; the bulk lines and the cells each carry half of the total
         sample weight, classes balanced within each (with K = 0 this is the bulk-only
         ``logreg``).
+
+    Examples
+    --------
+    >>> from scdeal.benchmark import METHODS, parse_methods
+    >>> METHODS["logreg_shots"].with_bulk, METHODS["bulk_plus_shots"].with_bulk
+    (False, True)
+    >>> [m.name for m in parse_methods("logreg_shots", shots=3)]
+    ['logreg_shots']
     """
 
     name: str

@@ -32,7 +32,14 @@ _PACKAGES = ("scdeal", "torch", "scikit-learn", "numpy", "pandas", "anndata", "s
 
 @dataclass
 class RunInfo:
-    """What the summary header states about the run."""
+    """What the summary header states about the run.
+
+    Examples
+    --------
+    >>> info = RunInfo(command="scdeal benchmark --seeds 3", seeds=range(3), jobs=2)
+    >>> list(info.seeds), info.shots, info.started.tzinfo is not None
+    ([0, 1, 2], 0, True)
+    """
 
     command: str
     seeds: Sequence[int]
@@ -45,7 +52,15 @@ class RunInfo:
 
 
 def write_results(table: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write the per-row table as CSV, atomically."""
+    """Write the per-row table as CSV, atomically.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"case": ["A"], "method": ["logreg"], "seed": [0], "auroc": [0.75]})
+    >>> write_results(table, "results.csv")
+    >>> pd.read_csv("results.csv").to_dict("records")
+    [{'case': 'A', 'method': 'logreg', 'seed': 0, 'auroc': 0.75}]
+    """
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
 

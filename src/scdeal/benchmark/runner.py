@@ -100,6 +100,12 @@ def base_config(overrides: Mapping[str, Any] | None = None) -> ScDealConfig:
     """The default configuration with ``overrides`` (e.g. fewer epochs for a quick run).
 
     ``seed`` cannot be overridden: the benchmark sets it per row.
+
+    Examples
+    --------
+    >>> config = base_config({"n_models": 2, "transfer_epochs": 5})
+    >>> config.n_models, config.transfer_epochs, config.latent_dim
+    (2, 5, 64)
     """
     overrides = dict(overrides or {})
     if "seed" in overrides:
@@ -154,7 +160,16 @@ def scored_labels(labels: pd.Series, shots: pd.Series) -> pd.Series:
 
 
 def score(prob: pd.Series, labels: pd.Series) -> dict[str, float]:
-    """Metrics of ``prob`` against ``labels`` on the cells that have both."""
+    """Metrics of ``prob`` against ``labels`` on the cells that have both.
+
+    Examples
+    --------
+    >>> labels = pd.Series([1.0, 0.0, 1.0, 0.0], index=["a", "b", "c", "d"])
+    >>> prob = pd.Series([0.9, 0.2, 0.4, 0.6, 0.5], index=["a", "b", "c", "d", "e"])
+    >>> metrics = score(prob, labels)            # cell "e" has no label: not scored
+    >>> metrics["auroc"], metrics["n_cells"]
+    (0.75, 4)
+    """
     prob = prob.reindex(labels.index).astype(float)
     keep = prob.notna().to_numpy() & labels.notna().to_numpy()
     return classification_metrics(labels.to_numpy()[keep], prob.to_numpy()[keep])

@@ -20,7 +20,26 @@ Method = Literal["waterfall", "median", "quantile"]
 
 @dataclass(frozen=True)
 class Binarization:
-    """Labels and how they were obtained."""
+    """Labels and how they were obtained.
+
+    Attributes
+    ----------
+    labels
+        1 = sensitive, 0 = resistant, NA = not screened (pandas ``Int8``), indexed like the
+        responses.
+    cutoff, method, branch
+        The response cut at, the method asked for, and the branch of it that set the cutoff
+        (``"linear-median"``, ``"farthest-from-chord"`` or ``"quantile"``).
+    pearson_r
+        Linearity of the sorted responses (the waterfall method only, else ``None``).
+
+    Examples
+    --------
+    >>> auc = pd.Series([0.2, 0.9, None, 0.5, 0.95], index=list("abcde"))
+    >>> result = binarize_response(auc, "median")
+    >>> result.cutoff, result.branch, result.counts
+    (0.7, 'quantile', {'sensitive': 2, 'resistant': 2, 'missing': 1})
+    """
 
     labels: pd.Series  # Int8 with NA, same index as the input
     cutoff: float

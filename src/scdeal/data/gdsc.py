@@ -54,6 +54,27 @@ class BulkData:
         One row per averaged group of repeated measurements: ``kind, release, cell_line, drug, n``.
     dropped_genes
         Genes removed on loading (e.g. constant fill-in columns), with the reason in ``source``.
+
+    Examples
+    --------
+    :func:`load_gdsc` builds the real one; a tiny one by hand, four lines and one drug:
+
+    >>> lines = ["L1", "L2", "L3", "L4"]
+    >>> bulk = BulkData(
+    ...     expression=pd.DataFrame(np.ones((4, 2), np.float32), index=lines,
+    ...                             columns=["EGFR", "KRAS"]),
+    ...     response=pd.DataFrame({"release": "GDSC2", "cell_line": lines, "drug": "Gefitinib",
+    ...                            "auc": [0.2, 0.9, 0.4, 0.95], "ln_ic50": [1.0, 5.0, 2.0, 6.0],
+    ...                            "n_measurements": 1}),
+    ...     cell_lines=pd.DataFrame({"name": lines, "tissue": "lung"}, index=lines),
+    ...     source="example")
+    >>> bulk.resolve_drug("gefitinib")
+    'Gefitinib'
+    >>> labels, release = bulk.labels_for("Gefitinib", method="median")
+    >>> labels.labels.tolist(), release
+    ([1, 0, 1, 0], 'GDSC2')
+    >>> bulk.without_lines(["L4"]).expression.shape
+    (3, 2)
     """
 
     expression: pd.DataFrame

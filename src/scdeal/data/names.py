@@ -49,6 +49,15 @@ def resolve_name(query: str, candidates: Iterable[str], *, what: str = "drug") -
 
     Raises :class:`ScdealError` listing close matches when nothing matches, or the competing
     spellings when the normal form is ambiguous.
+
+    Examples
+    --------
+    >>> resolve_name("plx4720", ["PLX-4720", "Gefitinib"])
+    'PLX-4720'
+    >>> resolve_name("Gefitnib", ["PLX-4720", "Gefitinib"])
+    Traceback (most recent call last):
+    ...
+    scdeal.errors.ScdealError: unknown drug 'Gefitnib'; close matches: Gefitinib
     """
     candidates = list(dict.fromkeys(candidates))
     if query in candidates:

@@ -171,7 +171,16 @@ def _version() -> str:
 
 
 def write_dataset(adata: ad.AnnData, out: str | Path) -> Path:
-    """Write ``adata`` to ``out`` (.h5ad) atomically: a failure leaves no partial file."""
+    """Write ``adata`` to ``out`` (.h5ad) atomically: a failure leaves no partial file.
+
+    Examples
+    --------
+    >>> cells = ad.AnnData(np.ones((3, 2), np.float32))
+    >>> write_dataset(cells, "cells.h5ad").name
+    'cells.h5ad'
+    >>> ad.read_h5ad("cells.h5ad").shape
+    (3, 2)
+    """
     out = Path(out)
     if out.suffix != ".h5ad":
         raise ScdealError(f"--out {out} must end with .h5ad")

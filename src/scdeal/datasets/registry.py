@@ -25,6 +25,12 @@ class PaperPreset:
     ``sampling`` is the bulk class balancing: ``"none"`` (README: "no"), ``"upsampling"``,
     ``"downsampling"`` or ``"smote"``. The README's learning rate is not kept: the original
     code ignores it.
+
+    Examples
+    --------
+    >>> from scdeal.datasets import get_dataset
+    >>> get_dataset("GSE112274").preset
+    PaperPreset(bottleneck=256, encoder_dims=(512, 256), predictor_dims=(256, 128), extractor='dae', dropout=0.1, sampling='none')
     """
 
     bottleneck: int
@@ -43,6 +49,15 @@ class GeoFile:
     serves series files gzip-compressed and prefixed with the accession, so the download and the
     ``from_dir`` lookup also accept ``<name>.gz``, ``<ACCESSION>_<name>`` and
     ``<ACCESSION>_<name>.gz``.
+
+    Examples
+    --------
+    >>> from scdeal.datasets import get_dataset
+    >>> matrix, metadata = get_dataset("GSE110894").files
+    >>> matrix
+    GeoFile(name='GSE110894.csv', role='matrix', required=True)
+    >>> matrix.candidates("GSE110894")
+    ('GSE110894.csv', 'GSE110894.csv.gz')
     """
 
     name: str

@@ -59,7 +59,16 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 @dataclass(frozen=True)
 class ExtractorConfig:
-    """Architecture of a :class:`FeatureExtractor` (enough to rebuild it from a checkpoint)."""
+    """Architecture of a :class:`FeatureExtractor` (enough to rebuild it from a checkpoint).
+
+    Examples
+    --------
+    >>> fe = FeatureExtractor(20, [8], 4, kind="dae")
+    >>> fe.config
+    ExtractorConfig(n_genes=20, hidden_dims=(8,), latent_dim=4, kind='dae', dropout=0.1, batch_norm=True, activation='relu', noise='mask', noise_rate=0.2)
+    >>> FeatureExtractor.from_config(fe.config).latent_dim
+    4
+    """
 
     n_genes: int
     hidden_dims: tuple[int, ...]
@@ -74,7 +83,16 @@ class ExtractorConfig:
 
 @dataclass(frozen=True)
 class PredictorConfig:
-    """Architecture of a :class:`ResponsePredictor`."""
+    """Architecture of a :class:`ResponsePredictor`.
+
+    Examples
+    --------
+    >>> from scdeal.nn import ResponsePredictor
+    >>> config = PredictorConfig(latent_dim=4, hidden_dims=(8,))
+    >>> head = ResponsePredictor.from_config(config).eval()
+    >>> head(torch.zeros(3, 4)).shape          # resistant and sensitive logits per cell
+    torch.Size([3, 2])
+    """
 
     latent_dim: int
     hidden_dims: tuple[int, ...]
@@ -88,6 +106,12 @@ class ExtractorOutput(NamedTuple):
 
     ``recon`` is the reconstruction, ``z`` the code fed to the decoder (a sample for a VAE in
     training mode, otherwise deterministic); ``mu`` and ``logvar`` are ``None`` unless VAE.
+
+    Examples
+    --------
+    >>> out = FeatureExtractor(10, [8], 4).eval()(torch.randn(5, 10))
+    >>> out.recon.shape, out.z.shape, out.mu is None
+    (torch.Size([5, 10]), torch.Size([5, 4]), True)
     """
 
     recon: Tensor
@@ -114,7 +138,16 @@ def config_for(config_type: type, options: object, **given) -> ExtractorConfig |
 
 
 class ExtractorLossTerms(NamedTuple):
-    """The two parts of the extractor loss; ``kl`` is 0 unless VAE (see :meth:`FeatureExtractor.loss`)."""
+    """The two parts of the extractor loss; ``kl`` is 0 unless VAE (see :meth:`FeatureExtractor.loss`).
+
+    Examples
+    --------
+    >>> fe = FeatureExtractor(10, [8], 4, kind="ae")
+    >>> x = torch.randn(16, 10)
+    >>> terms = fe.loss_terms(x, fe(x))
+    >>> terms.reconstruction.item() > 0, terms.kl.item()
+    (True, 0.0)
+    """
 
     reconstruction: Tensor
     kl: Tensor
@@ -142,7 +175,18 @@ def _check_dropout(dropout: float) -> None:
 class SeededDropout(nn.Dropout):
     """``nn.Dropout`` that draws its mask from ``self.generator`` when one is set (see
     :func:`use_generator`), so that networks trained side by side in threads each have their
-    own reproducible stream; with none set it is ``nn.Dropout``."""
+    own reproducible stream; with none set it is ``nn.Dropout``.
+
+    Examples
+    --------
+    >>> drop = SeededDropout(0.5)
+    >>> x = torch.ones(2, 6)
+    >>> def masked(seed):
+    ...     drop.generator = torch.Generator().manual_seed(seed)
+    ...     return drop(x)
+    >>> bool(torch.equal(masked(0), masked(0))), sorted(masked(0).unique().tolist())
+    (True, [0.0, 2.0])
+    """
 
     generator: torch.Generator | None = None
 

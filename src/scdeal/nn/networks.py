@@ -90,7 +90,14 @@ class ResponsePredictor(nn.Module):
 
 def class_probabilities(logits: Tensor) -> Tensor:
     """Probabilities of both classes, ``softmax(logits, dim=1)`` of shape ``(n, 2)``: column
-    0 resistant, 1 sensitive. The one place logits become probabilities."""
+    0 resistant, 1 sensitive. The one place logits become probabilities.
+
+    Examples
+    --------
+    >>> class_probabilities(torch.tensor([[0.0, 0.0], [0.0, 2.0]]))
+    tensor([[0.5000, 0.5000],
+            [0.1192, 0.8808]])
+    """
     return torch.softmax(logits, dim=1)
 
 
