@@ -35,7 +35,6 @@ autosummary_imported_members = True
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_typehints_description_target = "documented_params"
-autodoc_default_options = {"show-inheritance": False}
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_use_rtype = False
@@ -55,7 +54,7 @@ myst_heading_anchors = 3
 
 # --- HTML -----------------------------------------------------------------------------------
 html_theme = "furo"
-html_title = f"scdeal {release}"
+html_title = "scdeal"
 html_theme_options = {
     "source_repository": "",
     "navigation_with_keys": True,
