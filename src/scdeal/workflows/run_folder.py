@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._io import atomic_dir, uns_safe
+from .._io import atomic_dir, summary_uns
 from ..errors import ScdealError
 
 #: What ``metrics.json`` says was scored when some cells trained the model.
@@ -221,8 +221,7 @@ class _RunSteps:
             info.update(unlabelled_metrics(adata.obs, self.label_key, self.label_map, known,
                                            adata.obs["sens_preds"].to_numpy("float32"),
                                            adata.obs["sens_preds_pret"].to_numpy("float32")))
-            uns = uns_safe(info)
-            uns["summary_json"] = json.dumps(info)
+            uns = summary_uns(info)
             adata.uns["scdeal"] = uns
         self.predict_s = time.perf_counter() - t0
         self.write_predictions = adata.write_h5ad
@@ -266,8 +265,7 @@ class _RunSteps:
                                                p_pre))
             else:
                 info.update(label_metrics(obs, self.label_key, self.label_map, p, p_pre))
-        uns = uns_safe(info)
-        uns["summary_json"] = json.dumps(info)
+        uns = summary_uns(info)
         self.predict_s = time.perf_counter() - t0
 
         def write_predictions(dest: Path) -> None:
