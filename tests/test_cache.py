@@ -238,7 +238,7 @@ def test_a_passing_read_error_keeps_the_entry(tmp_path, monkeypatch, caplog):
     def flaky(path):
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(cache_module, "_sha256_file", flaky)
+    monkeypatch.setattr(cache_module, "sha256_of", flaky)
     assert store.get("s", key) is None and "could not read" in caplog.text
     monkeypatch.undo()
     assert (store.root / "s" / key).is_dir() and store.get("s", key) is not None
