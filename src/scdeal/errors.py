@@ -7,7 +7,17 @@ prints that line alone (no traceback unless ``--debug``).
 
 
 class ScdealError(Exception):
-    """A problem with the user's input or environment, explained in one line."""
+    """A problem with the user's input or environment, explained in one line.
+
+    Examples
+    --------
+    >>> import scdeal
+    >>> try:
+    ...     scdeal.ScDEAL(cache=3)
+    ... except scdeal.ScdealError as err:
+    ...     print(err)
+    cache must be True, False, a folder or a ModelCache, not 3
+    """
 
 
 class DrugError(ScdealError):

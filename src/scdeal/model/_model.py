@@ -399,10 +399,20 @@ class ScDEAL:
 
         Examples
         --------
+        A model fitted on some simulated cells, checked on cells of other lines:
+
         >>> import scdeal
-        >>> model = scdeal.ScDEAL.load("gefitinib_model")                     # doctest: +SKIP
-        >>> model.check(new_cells)["reliable"]                               # doctest: +SKIP
-        True
+        >>> from scdeal.data.simulate import demo_target
+        >>> bulk = scdeal.data.load_gdsc()                                     # doctest: +GDSC_DATA
+        >>> cells, held = demo_target(bulk, "Gefitinib", lines_per_class=3, cells_per_line=10)
+        >>> new_cells, _ = demo_target(bulk, "Gefitinib", lines_per_class=3, cells_per_line=5,
+        ...                            seed=1)
+        >>> model = scdeal.ScDEAL(n_models=2, pretrain_epochs=2, predictor_epochs=2,
+        ...                       transfer_epochs=2, cache=False)
+        >>> _ = model.fit(cells, "Gefitinib", bulk=bulk.without_lines(held), gene_ids="symbol")
+        >>> found = model.check(new_cells)
+        >>> found["n_cells"], found["reliable"] in (True, False)
+        (30, True)
         """
         self._check_fitted()
         with PROCESS_LOCK:

@@ -145,6 +145,13 @@ class ModelCache:
     max_bytes
         Size limit of the entries (bytes, or a size such as ``"2GB"``; 0: none). ``None``:
         ``SCDEAL_CACHE_MAX_SIZE``, else :data:`DEFAULT_MAX_BYTES`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> store = ModelCache(tempfile.mkdtemp(), max_bytes="2GB")
+    >>> store.max_bytes, store.info()["entries"]
+    (2000000000, 0)
     """
 
     def __init__(self, root: str | os.PathLike | None = None,

@@ -76,6 +76,17 @@ class ScDealConfig:
         mini-batch of the labelled training cells (at most ``batch_size``, cycling through them)
         at every step; they stay ordinary cells for the MMD and cluster terms too. Early
         stopping does not use their labels. Without labelled cells this field changes nothing.
+
+    Examples
+    --------
+    >>> from scdeal import ScDealConfig
+    >>> config = ScDealConfig(n_models=3)
+    >>> config.n_models, config.replace(seed=7).seed, config.to_dict()["extractor"]
+    (3, 7, 'dae')
+    >>> ScDealConfig(extractor="pca")
+    Traceback (most recent call last):
+    ...
+    scdeal.errors.ScdealError: ...
     """
 
     # architecture

@@ -52,6 +52,13 @@ class ExplainConfig:
         Gene-set sizes tested (within the background).
     figures, n_heatmap_genes
         Draw the figures (PNG and PDF); genes per direction in the heatmap.
+
+    Examples
+    --------
+    >>> from scdeal.workflows import ExplainConfig
+    >>> config = ExplainConfig(groupby="leiden", figures=False)
+    >>> config.groupby, config.figures
+    ('leiden', False)
     """
 
     attribution: AttributionConfig = field(default_factory=AttributionConfig)

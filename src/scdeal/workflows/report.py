@@ -178,10 +178,20 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *,
 
     Examples
     --------
-    Not run here: it needs a run folder (tests/test_cli_explain.py reports on one).
+    A run folder of a tiny fit on simulated cells, then its report:
 
-    >>> build_report("runs/plx")        # doctest: +SKIP
-    PosixPath('runs/plx/report.html')
+    >>> import scdeal
+    >>> from scdeal.data.simulate import demo_target
+    >>> bulk = scdeal.data.load_gdsc()                                         # doctest: +GDSC_DATA
+    >>> adata, held = demo_target(bulk, "Gefitinib", lines_per_class=3, cells_per_line=10)
+    >>> _ = scdeal.workflows.run(adata, "Gefitinib", "runs/gefitinib", label_key="sensitive",
+    ...                          config=dict(n_models=1, pretrain_epochs=2, predictor_epochs=2,
+    ...                                      transfer_epochs=2),
+    ...                          gene_ids="symbol", bulk=bulk.without_lines(held), cache=False,
+    ...                          progress=False)
+    >>> page = build_report("runs/gefitinib")
+    >>> page.name, "Gefitinib" in page.read_text()
+    ('report.html', True)
     """
     run = Path(run_dir)
     if not run.is_dir():

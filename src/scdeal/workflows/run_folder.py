@@ -42,6 +42,16 @@ class RunResult:
         Whether the target was read a block of cells at a time.
     backed_reason
         Why it was read so without being asked (one line), else ``None``.
+    timings_s
+        Seconds per step.
+
+    Examples
+    --------
+    :func:`run` returns one; its fields:
+
+    >>> import dataclasses
+    >>> [f.name for f in dataclasses.fields(RunResult)][:4]
+    ['model', 'adata', 'obs', 'info']
     """
 
     model: Any
