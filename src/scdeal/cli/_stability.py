@@ -62,7 +62,8 @@ def _stability(args: argparse.Namespace) -> int:
         result.runs.to_csv(tmp / "stability_runs.csv", index=False)
         result.summary.to_csv(tmp / "stability_summary.csv", index=False)
         subsamples.to_csv(tmp / "subsamples.csv", index=False)
-        pl.save_figure(pl.stability_boxplot(result.runs), tmp / "figures", "stability_boxplot")
+        pl.save_figure(pl.stability_boxplot(result.runs, show=False), tmp / "figures",
+                       "stability_boxplot")
         info = {"command": "stability", "drug": args.drug, "target": str(args.target),
                 "label_key": args.label_key, "repeats": args.repeats,
                 "first_seed": args.first_seed, "fraction": args.fraction,
