@@ -62,6 +62,15 @@ class AttributionConfig:
         outputs are probabilities, so this is an absolute error on the [0, 1] scale); above it
         a warning suggests more steps. On the PLX4720 case (1,449 genes, a 5-model ensemble)
         50 Gauss-Legendre steps give a median error of 0.0008 and a maximum of 0.012.
+
+    Examples
+    --------
+    >>> AttributionConfig(n_steps=100).method
+    'gausslegendre'
+    >>> AttributionConfig(baseline="noise")
+    Traceback (most recent call last):
+    ...
+    scdeal.errors.ScdealError: baseline must be one of zero_expression, mean_cell, got 'noise'
     """
 
     n_steps: int = 50

@@ -66,6 +66,11 @@ class CriticalGeneConfig:
     min_effect
         Smallest Cohen's d kept; 0.8 is Cohen's "large" effect, standing in for the paper's
         log-fold change > 1 (a doubling), which signed attributions do not have.
+
+    Examples
+    --------
+    >>> CriticalGeneConfig(correction="bh").alpha
+    0.05
     """
 
     alpha: float = 0.05
@@ -81,7 +86,17 @@ class CriticalGeneConfig:
 
 @dataclass
 class CriticalGenes:
-    """The per-gene test table (every gene) and the two lists of critical genes."""
+    """The per-gene test table (every gene) and the two lists of critical genes.
+
+    Examples
+    --------
+    Made by :func:`critical_genes`; by hand:
+
+    >>> cg = CriticalGenes(pd.DataFrame({"gene": ["G1"]}), pd.DataFrame({"gene": []}),
+    ...                    pd.DataFrame({"gene": ["G1", "G2"]}), CriticalGeneConfig())
+    >>> cg.summary()["n_sensitive"], cg.summary()["n_genes_tested"]
+    (1, 2)
+    """
 
     sensitive: pd.DataFrame
     resistant: pd.DataFrame

@@ -46,6 +46,11 @@ class GeneScoreConfig:
         ``scanpy.tl.score_genes`` control genes per bin and number of expression bins.
     seed
         Seed of the random gene sets and of score_genes' control genes.
+
+    Examples
+    --------
+    >>> GeneScoreConfig(n_null=0).n_top
+    50
     """
 
     n_top: int = 50
@@ -66,7 +71,15 @@ class GeneScoreConfig:
 
 @dataclass
 class GeneScores:
-    """Per-cell scores, the gene sets behind them, and the predicted-vs-truth comparison."""
+    """Per-cell scores, the gene sets behind them, and the predicted-vs-truth comparison.
+
+    Examples
+    --------
+    Made by :func:`gene_scores`; by hand:
+
+    >>> GeneScores(pd.DataFrame(), pd.DataFrame(), pd.DataFrame()).config.n_null
+    1000
+    """
 
     scores: pd.DataFrame
     gene_sets: pd.DataFrame

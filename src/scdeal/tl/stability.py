@@ -51,7 +51,15 @@ def stratified_subsample(y, fraction: float = 0.8, seed: int = 0) -> np.ndarray:
 
 @dataclass
 class StabilityResult:
-    """Per-repeat metrics, their summary, and the cells of each subsample."""
+    """Per-repeat metrics, their summary, and the cells of each subsample.
+
+    Examples
+    --------
+    Made by :func:`stability_test`; by hand:
+
+    >>> StabilityResult(pd.DataFrame({"seed": [1]}), pd.DataFrame()).subsamples
+    {}
+    """
 
     runs: pd.DataFrame
     summary: pd.DataFrame

@@ -42,6 +42,11 @@ class GraphConfig:
         Diffusion components used by DPT.
     seed
         Seed of PCA, UMAP and the force-directed layout.
+
+    Examples
+    --------
+    >>> GraphConfig(use_rep="X_scdeal").n_neighbors
+    15
     """
 
     use_rep: str | None = None
