@@ -2,7 +2,7 @@
 1,000,000 simulated count cells x 2,000 genes, each in a fresh process: wall time, peak memory
 (RSS of the process) and the time of each stage from ``run.json``. ``--mode plain`` runs the
 command without the flag (as a user types it): the file's size then chooses how it is read
-(``scdeal.model.backed.reads_backed``), recorded per run with the line the command printed.
+(``scdeal.data.backed.reads_backed``), recorded per run with the line the command printed.
 
 The cells are SIMULATED (``scdeal.data.simulate``): Poisson counts on the 2,000 GDSC genes that
 vary most over the lines, drawn from 24 real GDSC lines (12 sensitive, 12 resistant to

@@ -134,7 +134,7 @@ def test_backed_needs_an_h5ad_file(tmp_path, capsys, gdsc_data_dir, monkeypatch)
 
 def test_a_file_larger_than_its_share_of_memory_is_read_backed_without_the_flag(
         backed_and_in_memory, gdsc_data_dir, tmp_path, monkeypatch, capsys):
-    from scdeal.model import backed as backed_module
+    from scdeal.data import backed as backed_module
 
     target, backed, _ = backed_and_in_memory
     size = backed_module.matrix_bytes(target)
@@ -172,7 +172,7 @@ def test_a_file_larger_than_its_share_of_memory_is_read_backed_without_the_flag(
 
 def test_fit_given_a_large_file_trains_on_a_sample_read_in_blocks(
         backed_and_in_memory, bulk, monkeypatch, caplog):
-    from scdeal.model import backed as backed_module
+    from scdeal.data import backed as backed_module
 
     target, _, _ = backed_and_in_memory
     config = ScDealConfig(**TINY, max_training_cells=40)
@@ -188,3 +188,13 @@ def test_fit_given_a_large_file_trains_on_a_sample_read_in_blocks(
     direct = ScDEAL(config, cache=False).fit(cells, "Gefitinib", bulk=bulk, gene_ids="entrez")
     np.testing.assert_allclose(direct.predict_proba(cells), model.predict_proba(cells),
                                atol=1e-6)
+
+
+def test_the_old_home_of_the_backed_helpers_still_resolves_with_a_warning():
+    from scdeal.data import backed
+
+    with pytest.warns(FutureWarning, match="use scdeal.data.backed.reads_backed"):
+        from scdeal.model.backed import reads_backed
+    assert reads_backed is backed.reads_backed
+    with pytest.raises(ImportError):
+        from scdeal.model.backed import no_such_name  # noqa: F401

@@ -357,8 +357,8 @@ def test_the_shared_cells_stage_trained_beside_the_members_changes_nothing(
     # leave alone, so every number is what the sequential fit gives.
     import threading
 
+    import scdeal.model._ensemble as model_module
     import scdeal.model._fitting as fitting
-    import scdeal.model._model as model_module
 
     monkeypatch.setattr(model_module, "usable_cores", lambda: 2)  # also on a 1-core runner
     where = []

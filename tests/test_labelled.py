@@ -324,7 +324,7 @@ def test_benchmark_command_refuses_bad_shots(tmp_path, target_file, gdsc_data_di
 
 
 def test_run_refuses_before_training_when_the_unlabelled_cells_hold_one_class():
-    from scdeal.cli._run import check_scorable
+    from scdeal.workflows.run_folder import check_scorable
 
     obs = pd.DataFrame({"truth": [1, 1, 0, 0], "known": [None, None, 0, 0]}, index=list("abcd"))
     known = cell_labels(obs.assign(known=[1, None, 0, None]), "known")

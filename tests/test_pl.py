@@ -296,8 +296,8 @@ def test_enrichment_barplot_with_positional_title_is_deprecated():
 
 def test_the_packages_own_figures_use_no_deprecated_form(cells, scored, attr, traj, tmp_path):
     """explain's and report's figure code, on made-up results: no scdeal FutureWarning."""
-    from scdeal.report import _prediction_figures
     from scdeal.workflows.explain import ExplainConfig, _figures
+    from scdeal.workflows.report import _prediction_figures
 
     analysis = traj.copy()
     for column in ("resistant_score_pred", "resistant_score_true"):

@@ -227,7 +227,7 @@ def test_cli_run_reports_reliability_and_warns_once(target_file, gdsc_data_dir, 
     pred = anndata.read_h5ad(out / "predictions.h5ad")
     assert {"sens_preds_sd", "sens_uncertain"} <= set(pred.obs.columns)
     # the report puts the verdict first
-    from scdeal.report import build_report
+    from scdeal.workflows import build_report
 
     page = build_report(out, draw_missing=False).read_text()
     assert page.index("NOT RELIABLE") < page.index("<h2>Run</h2>")

@@ -139,7 +139,7 @@ def test_screen_writes_its_outputs(local_screen):
     assert one.fraction_sensitive == pytest.approx((in_group >= 0.5).mean())
     assert (local_screen / "heatmap.png").stat().st_size > 1000
 
-    from scdeal.report import build_report
+    from scdeal.workflows import build_report
 
     page = build_report(local_screen).read_text()
     assert "Drug screen" in page and "NoSuchDrug" in page and "data:image/png" in page

@@ -29,11 +29,13 @@ _EXPORTS = {
     "METHODS": "methods",
     "Baseline": "methods",
     "ScDealVariant": "methods",
+    "ShotsBaseline": "methods",
     "parse_methods": "methods",
     "RunInfo": "report",
     "write_outputs": "report",
     "write_results": "report",
     "RESULT_COLUMNS": "runner",
+    "base_config": "runner",
     "load_case": "runner",
     "run_benchmark": "runner",
     "score": "runner",
@@ -46,6 +48,8 @@ __all__ = [
     "BenchmarkCase",
     "RunInfo",
     "ScDealVariant",
+    "ShotsBaseline",
+    "base_config",
     "load_case",
     "parse_methods",
     "read_cases",
@@ -57,9 +61,16 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .cases import BenchmarkCase, read_cases
-    from .methods import DEFAULT_METHODS, METHODS, Baseline, ScDealVariant, parse_methods
+    from .methods import (
+        DEFAULT_METHODS,
+        METHODS,
+        Baseline,
+        ScDealVariant,
+        ShotsBaseline,
+        parse_methods,
+    )
     from .report import RunInfo, write_outputs, write_results
-    from .runner import RESULT_COLUMNS, load_case, run_benchmark, score
+    from .runner import RESULT_COLUMNS, base_config, load_case, run_benchmark, score
 
 
 def __getattr__(name: str) -> Any:

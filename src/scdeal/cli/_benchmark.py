@@ -21,7 +21,7 @@ def _default_jobs() -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..benchmark.methods import METHODS  # light: no torch or data import
+    from ..benchmark import METHODS  # light: no torch or data import
 
     parser = sub.add_parser(
         "benchmark", help="compare scDEAL variants and bulk-only baselines on labelled cases",
@@ -113,14 +113,14 @@ def _benchmark(args: argparse.Namespace) -> int:
     from ..benchmark import (
         RESULT_COLUMNS,
         RunInfo,
+        ShotsBaseline,
+        base_config,
         parse_methods,
         read_cases,
         run_benchmark,
         write_outputs,
         write_results,
     )
-    from ..benchmark.methods import ShotsBaseline
-    from ..benchmark.runner import base_config
     from ..errors import ScdealError
 
     if args.seeds < 1:

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _cache(args: argparse.Namespace) -> int:
-    from ..model.cache import ModelCache
+    from ..model import ModelCache
 
     store = ModelCache(args.cache_dir)
     if args.action == "clear":

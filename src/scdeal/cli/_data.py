@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-import pandas as pd
-
-from .._io import atomic_path
 from ..errors import ScdealError
 
 
@@ -48,53 +45,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     register_geo(data_sub)
 
 
-def load_bulk(expression: str | None, responses: list[str]):
-    """The GDSC data: the PyPI source by default, official release files when given."""
-    from ..data import load_gdsc, load_gdsc_release
+def _gdsc(args: argparse.Namespace) -> int:
+    from ..workflows import gdsc_labels
 
-    if expression is None:
-        if responses:
-            raise ScdealError("--response needs --expression (official GDSC release files)")
-        return load_gdsc()
-    if not responses:
-        raise ScdealError("--expression needs at least one --response RELEASE=FILE")
-    paths = {}
-    for item in responses:
+    responses = {}
+    for item in args.response:
         release, sep, path = item.partition("=")
         if not sep:
             raise ScdealError(f"--response {item!r} must look like GDSC2=FILE")
-        paths[release.strip()] = path.strip()
-    return load_gdsc_release(expression, paths)
-
-
-def _gdsc(args: argparse.Namespace) -> int:
-    bulk = load_bulk(args.expression, args.response)
-    drug = bulk.resolve_drug(args.drug)
-    binarized, release = bulk.labels_for(drug, release=args.release, metric=args.metric,
-                                         method=args.method)
-    values, _ = bulk.response_for(drug, release=release, metric=args.metric)
-    table = pd.DataFrame({
-        "cell_line": bulk.cell_lines["name"],
-        "cosmic_id": bulk.cell_lines["cosmic_id"],
-        "tissue": bulk.cell_lines["tissue"],
-        "drug": drug,
-        "release": release,
-        "metric": args.metric,
-        "response": values,
-        "label": binarized.labels,
-    })
-    with atomic_path(args.out) as tmp:
-        table.to_csv(tmp, index=False)
+        responses[release.strip()] = path.strip()
+    result = gdsc_labels(args.drug, args.out, release=args.release, metric=args.metric,
+                         method=args.method, expression=args.expression, responses=responses)
+    binarized = result.binarization
     counts = binarized.counts
-    print(f"{drug} ({release}, {args.metric}, {args.method} cut at {binarized.cutoff:.4g}, "
-          f"{binarized.branch}): {counts['sensitive']} sensitive, {counts['resistant']} "
-          f"resistant, {counts['missing']} not screened -> {args.out}")
+    print(f"{result.drug} ({result.release}, {args.metric}, {args.method} cut at "
+          f"{binarized.cutoff:.4g}, {binarized.branch}): {counts['sensitive']} sensitive, "
+          f"{counts['resistant']} resistant, {counts['missing']} not screened -> {args.out}")
     return 0
 
 
 def _info(args: argparse.Namespace) -> int:
-    from ..data.singlecell import read_target
-    from ..data.values import summarize_target
+    from ..data import read_target, summarize_target
 
     adata = read_target(args.file, sep=args.sep, label_key=args.label_key,
                         orientation=args.orientation.replace("-", "_"))

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-from ._run import add_cache_argument, print_reliability, write_run
+from ._run import add_cache_argument, print_reliability
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,31 +33,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ..data import load_gdsc
-    from ..data.simulate import demo_target
-    from ..model import ScDEAL, ScDealConfig
+    from ..workflows import demo
 
     started = time.perf_counter()
-    bulk = load_gdsc()
-    drug = bulk.resolve_drug(args.drug)
-    target, held = demo_target(bulk, drug, lines_per_class=args.lines_per_class,
-                               cells_per_line=args.cells_per_line, n_genes=args.n_genes,
-                               seed=args.seed)
-    train_bulk = bulk.without_lines(held)
-    read_s = time.perf_counter() - started
-    print(f"scdeal demo: {drug}; training on {train_bulk.expression.shape[0]} GDSC lines, "
-          f"predicting {target.n_obs} SIMULATED cells from {len(held)} held-out lines "
-          f"({args.lines_per_class} sensitive, {args.lines_per_class} resistant)")
-    model = ScDEAL(ScDealConfig(seed=args.seed), cache=not args.no_cache)
-    model.fit(target, drug, bulk=train_bulk, gene_ids="symbol", progress=not args.quiet)
-    t0 = time.perf_counter()
-    model.predict(target, label_key="sensitive")
-    write_run(Path(args.out), model, target, read_s=read_s,
-              predict_s=time.perf_counter() - t0, started=started, command="demo",
-              extra={"held_out_lines": [str(h) for h in held], "simulated_target": True})
-    m = target.uns["scdeal"]["metrics"]
-    b = model.training["bulk_test_metrics"]
-    print_reliability(model)
+    lines = args.lines_per_class
+    print(f"scdeal demo: {args.drug}; training on GDSC lines with {2 * lines} held out, "
+          f"predicting {2 * lines * args.cells_per_line} SIMULATED cells from them "
+          f"({lines} sensitive, {lines} resistant)")
+    result = demo(args.drug, args.out, lines_per_class=lines,
+                  cells_per_line=args.cells_per_line, n_genes=args.n_genes, seed=args.seed,
+                  cache=not args.no_cache, progress=not args.quiet)
+    m = result.info["metrics"]
+    b = result.model.training["bulk_test_metrics"]
+    print_reliability(result.model)
+    print(f"  {result.model.drug}: trained on {result.info['n_training_lines']} GDSC lines")
     print(f"  bulk test lines ({b['n_cells']:.0f}): AUROC {b['auroc']:.3f}")
     print(f"  simulated cells ({m['n_cells']}): AUROC {m['auroc']:.3f}  AP {m['ap']:.3f} "
           f"(prevalence {m['prevalence']:.2f})  F1 {m['f1']:.3f}  MCC {m['mcc']:.3f}")

@@ -70,8 +70,13 @@ def _geo(args: argparse.Namespace) -> int:
         raise ScdealError("give a GEO accession (e.g. GSE112274) or --list")
     if not args.out:
         raise ScdealError("give --out FILE.h5ad")
-    from ..datasets import fetch_dataset, get_dataset, load_dataset, write_dataset
-    from ..datasets.load import PROVENANCE_KEY
+    from ..datasets import (
+        PROVENANCE_KEY,
+        fetch_dataset,
+        get_dataset,
+        load_dataset,
+        write_dataset,
+    )
 
     ds = get_dataset(args.accession, subset=args.subset)
     if not args.out.endswith(".h5ad"):

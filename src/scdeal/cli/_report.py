@@ -19,7 +19,7 @@ def _report(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from ..report import build_report
+    from ..workflows import build_report
 
     path = build_report(args.dir, args.out)
     print(f"scdeal report: {path}")

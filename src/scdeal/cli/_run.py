@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import time
-from pathlib import Path
 
-from .._io import atomic_dir
 from .._types import IdType, choices
 
 log = logging.getLogger(__name__)
@@ -34,33 +30,16 @@ def add_target_arguments(parser: argparse.ArgumentParser, *, labels: bool = True
 
 
 def read_target_from_args(args: argparse.Namespace):
-    from ..data.singlecell import read_target
+    from ..data import read_target
 
-    labelled_key = getattr(args, "labelled_key", None)
-    label_key = getattr(args, "label_key", None)
-    extra = [labelled_key] if labelled_key and labelled_key != label_key else []
-    return read_target(args.target, sep=args.sep, label_key=label_key, obs_columns=extra,
+    return read_target(args.target, sep=args.sep, label_key=getattr(args, "label_key", None),
                        orientation=args.orientation.replace("-", "_"))
-
-
-SCORED_UNLABELLED = "cells not in --labelled-key"
-
-
-def check_label_columns(args: argparse.Namespace) -> None:
-    """--label-key scores, --labelled-key trains: the same column would leave nothing to
-    score (every cell labelled in it trains the model)."""
-    from ..errors import ScdealError
-
-    if args.labelled_key and args.label_key == args.labelled_key:
-        raise ScdealError(f"--label-key and --labelled-key both name {args.label_key!r}: every "
-                          "cell labelled there trains the model, so none is left to score; "
-                          "give --label-key a column with the labels of other cells, or drop it")
 
 
 def label_map_from_args(args: argparse.Namespace):
     if not getattr(args, "label_map", None):
         return None
-    from ..data.labels import parse_label_map
+    from ..data import parse_label_map
 
     return parse_label_map(args.label_map)
 
@@ -123,166 +102,21 @@ def add_cache_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..model import ScDEAL
+    from ..workflows import run
 
-    if args.backed is None:  # chosen by the file's size
-        from ..model.backed import reads_backed
-
-        reason = reads_backed(args.target)
-        if reason is not None:
-            print(f"scdeal run: {reason} (as --backed; --no-backed reads it whole)")
-        args.backed = reason is not None
-    if args.backed:
-        return _run_backed(args)
-    check_label_columns(args)
-    started = time.perf_counter()
-    config = config_from_args(args)
-    t0 = time.perf_counter()
-    adata = read_target_from_args(args)
-    label_map = label_map_from_args(args)
-    if args.label_key and args.label_key in adata.obs:
-        # Validate the labels before hours of training, not after.
-        from ..data.labels import binary_labels
-
-        binary_labels(adata.obs, args.label_key, label_map)
-    known = None
-    if args.labelled_key:
-        from ..model.prepare import cell_labels
-
-        known = cell_labels(adata.obs, args.labelled_key, label_map)
-        if args.label_key:
-            check_scorable(adata.obs, args.label_key, label_map, known)
-    read_s = time.perf_counter() - t0
-    model = ScDEAL(config, cache=not args.no_cache)
-    model.fit(adata, args.drug, gene_ids=args.gene_ids, progress=not args.quiet,
-              labelled=args.labelled_key, label_map=label_map)
-    t0 = time.perf_counter()
-    model.predict(adata, label_key=None if known is not None else args.label_key,
-                  label_map=label_map)
-    if known is not None and args.label_key:
-        _score_unlabelled(adata, args.label_key, label_map, known)
-    predict_s = time.perf_counter() - t0
-    write_run(Path(args.out), model, adata, read_s=read_s, predict_s=predict_s,
-              started=started, command="run")
-    _print_result(model, adata.n_obs, adata.uns["scdeal"], args.out)
-    return 0
-
-
-def check_scorable(obs, label_key: str, label_map, known) -> None:
-    """Before training: the cells left to score (labelled in ``label_key``, not in ``known``)
-    must hold both classes."""
-    from ..data.labels import binary_labels
-    from ..errors import ScdealError
-
-    y = binary_labels(obs, label_key, label_map)[known.reindex(obs.index).isna().to_numpy()]
-    n_sens, n_res = int((y == 1).sum()), int((y == 0).sum())
-    if min(n_sens, n_res) == 0:
-        raise ScdealError(f"the cells not in --labelled-key have {n_sens} sensitive and {n_res} "
-                          f"resistant labels in {label_key!r}: scoring needs both; label other "
-                          "cells in --label-key, or drop it")
-
-
-def _score_unlabelled(adata, label_key: str, label_map, known) -> None:
-    """Metrics of ``adata``'s predictions against ``obs[label_key]`` on the cells NOT labelled
-    in ``known`` (they trained the model), written into ``uns['scdeal']``."""
-    from .._io import uns_safe
-
-    info = json.loads(adata.uns["scdeal"]["summary_json"])
-    info.update(unlabelled_metrics(adata.obs, label_key, label_map, known,
-                                   adata.obs["sens_preds"].to_numpy("float32"),
-                                   adata.obs["sens_preds_pret"].to_numpy("float32")))
-    uns = uns_safe(info)
-    uns["summary_json"] = json.dumps(info)
-    adata.uns["scdeal"] = uns
-
-
-def unlabelled_metrics(obs, label_key: str, label_map, known, p, p_pre) -> dict:
-    """:func:`~scdeal.model.metrics.label_metrics` on the cells with no value in ``known`` (the
-    training labels), with ``scored`` saying so: the cells that trained the model are never
-    scored."""
-    import numpy as np
-
-    from ..model.metrics import label_metrics
-
-    used = known.reindex(obs.index).notna().to_numpy()
-    p, p_pre = np.where(used, np.nan, p), np.where(used, np.nan, p_pre)
-    out = label_metrics(obs, label_key, label_map, p, p_pre)
-    out["scored"] = SCORED_UNLABELLED
-    return out
-
-
-def _run_backed(args: argparse.Namespace) -> int:
-    """``scdeal run --backed``: the same steps with the target read a block at a time."""
-    from .._io import uns_safe
-    from ..errors import ScdealError
-    from ..model import ScDEAL
-    from ..model.backed import annotate_copy, file_obs, read_rows
-    from ..model.metrics import label_metrics
-    from ..model.prepare import training_rows
-
-    check_label_columns(args)
-    started = time.perf_counter()
-    config = config_from_args(args)
-    t0 = time.perf_counter()
-    obs = file_obs(args.target)
-    n = len(obs)
-    label_map = label_map_from_args(args)
-    for key in (args.label_key, args.labelled_key):
-        if key and key not in obs:
-            raise ScdealError(f"{args.target} has no obs column {key!r}; its "
-                              f"columns: {', '.join(map(str, obs.columns)) or 'none'}")
-    known = keep = None
-    if args.labelled_key:
-        import numpy as np
-
-        from ..model.prepare import cell_labels
-
-        known = cell_labels(obs, args.labelled_key, label_map)
-        keep = np.flatnonzero(known.notna().to_numpy())
-        if args.label_key:
-            check_scorable(obs, args.label_key, label_map, known)
-    # The labelled cells are always in the training sample (the helper fit uses too).
-    rows = training_rows(n, config.max_training_cells, config.seed, keep=keep)
-    sample = read_rows(args.target, rows)
-    if args.label_key:
-        from ..data.labels import binary_labels
-
-        binary_labels(sample.obs, args.label_key, label_map)
-    read_s = time.perf_counter() - t0
-    model = ScDEAL(config, cache=not args.no_cache)
-    model.fit(sample, args.drug, gene_ids=args.gene_ids, progress=not args.quiet,
-              labelled=args.labelled_key, label_map=label_map)
-    if rows is not None:  # fit saw the sample only; it is a sample of the file
-        model.training["training_sample"] = {"cells": len(rows), "of": n}
-    del sample
-    t0 = time.perf_counter()
-    predicted = model.predict_file(args.target, embedding=True, pretransfer=True)
-    for column in predicted.obs.columns:
-        obs[column] = predicted.obs[column].to_numpy()
-    info = model.summary()
-    if args.label_key:
-        p, p_pre = (obs[c].to_numpy("float32") for c in ("sens_preds", "sens_preds_pret"))
-        if known is not None:
-            info.update(unlabelled_metrics(obs, args.label_key, label_map, known, p, p_pre))
-        else:
-            info.update(label_metrics(obs, args.label_key, label_map, p, p_pre))
-    uns = uns_safe(info)
-    uns["summary_json"] = json.dumps(info)
-    predict_s = time.perf_counter() - t0
-
-    def write_predictions(path: Path) -> None:
-        annotate_copy(args.target, path, obs=obs, obsm={"X_scdeal": predicted.obsm["X_scdeal"]},
-                      uns={"scdeal": uns})
-
-    write_run(Path(args.out), model, None, read_s=read_s, predict_s=predict_s, started=started,
-              command="run", info=info, write_predictions=write_predictions,
-              extra={"backed": True})
-    _print_result(model, n, info, args.out)
+    result = run(args.target, args.drug, args.out, label_key=args.label_key,
+                 label_map=label_map_from_args(args), labelled_key=args.labelled_key,
+                 gene_ids=args.gene_ids, backed=args.backed, config=config_from_args(args),
+                 cache=not args.no_cache, progress=not args.quiet, sep=args.sep,
+                 orientation=args.orientation.replace("-", "_"))
+    if result.backed_reason is not None:
+        print(f"scdeal run: {result.backed_reason} (as --backed; --no-backed reads it whole)")
+    _print_result(result.model, result.n_cells, result.info, args.out)
     return 0
 
 
 def _print_result(model, n_obs: int, info: dict, out) -> None:
-    from ..model.labelled import stack_line
+    from ..model import stack_line
 
     print(f"scdeal run: {model.drug}, {n_obs} cells, {len(model.target_genes)} genes -> {out}")
     print_reliability(model)
@@ -306,34 +140,3 @@ def print_reliability(model) -> None:
         print(f"  reliable: {rel['reason']}")
     else:
         print(f"  reliability: no verdict ({rel.get('reason', 'no diagnostics in this model')})")
-
-
-def write_run(out: Path, model, adata, *, read_s: float, predict_s: float, started: float,
-              command: str, extra: dict | None = None, info: dict | None = None,
-              write_predictions=None) -> None:
-    """Write predictions, model, run.json and metrics.json into ``out`` atomically.
-
-    The predictions are ``adata`` (annotated by ``model.predict``), or whatever
-    ``write_predictions(path)`` writes, with ``info`` the prediction summary."""
-    if info is None:
-        info = json.loads(adata.uns["scdeal"]["summary_json"])
-    timings = {"read_target": read_s, **model.training.get("timings_s", {}),
-               "predict": predict_s}
-    with atomic_dir(out) as tmp:
-        model.save(tmp / "model")
-        if write_predictions is not None:
-            write_predictions(tmp / "predictions.h5ad")
-        else:
-            adata.write_h5ad(tmp / "predictions.h5ad")
-        run = {"command": command, **(extra or {}), "drug": model.drug,
-               "config": info["config"], "versions": info["versions"],
-               "reliability": info.get("reliability"),
-               "training": {k: v for k, v in info["training"].items() if k != "history"},
-               "timings_s": {**timings, "total": time.perf_counter() - started}}
-        (tmp / "run.json").write_text(json.dumps(run, indent=2))
-        if "metrics" in info:
-            metrics = {**info["metrics"], "before_transfer": info["metrics_before_transfer"],
-                       "label_key": info["label_key"]}
-            if "scored" in info:  # cells labelled for training are not scored
-                metrics["scored"] = info["scored"]
-            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -60,7 +60,7 @@ def _screen(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg")
     from ..errors import ScdealError
-    from ..workflows.drug_screen import parse_drug_list, screen
+    from ..workflows import parse_drug_list, screen
 
     if args.workers is not None and args.workers < 1:
         raise ScdealError(f"--workers must be at least 1, got {args.workers}")

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
-import time
-from pathlib import Path
 
-from .._io import atomic_dir
-from ._run import add_target_arguments, config_from_args, label_map_from_args, read_target_from_args
+from ._run import add_target_arguments, config_from_args, label_map_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,40 +32,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _stability(args: argparse.Namespace) -> int:
-    import matplotlib
+    from ..workflows import stability
 
-    matplotlib.use("Agg")
-    import pandas as pd
-
-    from .. import pl
-    from ..errors import ScdealError
-    from ..tl import stability_test
-
-    if not args.label_key:
-        raise ScdealError("the stability test scores predictions against true labels; give "
-                          "--label-key")
-    started = time.perf_counter()
-    config = config_from_args(args)
-    adata = read_target_from_args(args)
-    result = stability_test(adata, args.drug, args.label_key, config=config,
-                            label_map=label_map_from_args(args), repeats=args.repeats,
-                            first_seed=args.first_seed, fraction=args.fraction,
-                            gene_ids=args.gene_ids, gene_scores=not args.no_gene_scores,
-                            progress=not args.quiet)
-    subsamples = pd.DataFrame([(seed, cell) for seed, cells in result.subsamples.items()
-                               for cell in cells], columns=["seed", "cell"])
-    with atomic_dir(Path(args.out)) as tmp:
-        result.runs.to_csv(tmp / "stability_runs.csv", index=False)
-        result.summary.to_csv(tmp / "stability_summary.csv", index=False)
-        subsamples.to_csv(tmp / "subsamples.csv", index=False)
-        pl.save_figure(pl.stability_boxplot(result.runs, show=False), tmp / "figures",
-                       "stability_boxplot")
-        info = {"command": "stability", "drug": args.drug, "target": str(args.target),
-                "label_key": args.label_key, "repeats": args.repeats,
-                "first_seed": args.first_seed, "fraction": args.fraction,
-                "config": config.to_dict(), "seconds": time.perf_counter() - started,
-                "summary": result.summary.to_dict(orient="records")}
-        (tmp / "stability.json").write_text(json.dumps(info, indent=2, default=str))
+    result = stability(args.target, args.drug, args.label_key, args.out,
+                       config=config_from_args(args), label_map=label_map_from_args(args),
+                       repeats=args.repeats, first_seed=args.first_seed,
+                       fraction=args.fraction, gene_ids=args.gene_ids,
+                       gene_scores=not args.no_gene_scores, progress=not args.quiet,
+                       sep=args.sep, orientation=args.orientation.replace("-", "_"))
     print(f"scdeal stability: {args.drug}, {args.repeats} repeats of {args.fraction:.0%} "
           f"stratified subsamples -> {args.out}")
     summary = result.summary.set_index("metric")

@@ -4,12 +4,15 @@ from pathlib import Path
 from typing import Any
 
 from ._model import ScDEAL
+from .cache import MemoryCache, ModelCache
 from .config import ScDealConfig, preset, presets
 from .joint import JointScDEAL
+from .labelled import stack_line
 from .metrics import METRIC_NAMES, classification_metrics
 
-__all__ = ["METRIC_NAMES", "PRESETS", "JointScDEAL", "ScDEAL", "ScDealConfig",
-           "classification_metrics", "load_model", "preset", "presets"]
+__all__ = ["METRIC_NAMES", "PRESETS", "JointScDEAL", "MemoryCache", "ModelCache", "ScDEAL",
+           "ScDealConfig", "classification_metrics", "load_model", "preset", "presets",
+           "stack_line"]
 
 
 def load_model(path: str | Path, *, device: str | None = None) -> ScDEAL | JointScDEAL:

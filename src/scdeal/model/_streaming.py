@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .backed import open_backed
+from ..data.backed import open_backed
 from .predictions import prediction_columns
 
 
@@ -57,3 +57,33 @@ def predict_backed(model, path: str | Path, *, chunk_size: int = 20000,
         out.obsm[f"{key_prefix}X_scdeal"] = emb
     return out
 
+
+def read_training_cells(path: str | Path, max_cells: int, seed: int, *,
+                        labelled: str | None = None,
+                        label_map: dict | None = None) -> tuple[AnnData, dict | None]:
+    """The cells a fit given a file trains on, and what sample of the file they are.
+
+    All of them (:func:`scdeal.data.singlecell.read_target`, any format), unless the file is
+    an ``.h5ad`` whose matrix would not fit comfortably in memory (:func:`reads_backed`, said
+    in one log line): then a seeded random sample of at most ``max_cells`` cells
+    (:func:`scdeal.model.prepare.training_rows`, the cells labelled in ``obs[labelled]``
+    always in it), read a block of cells at a time. The second value is ``{"cells": ...,
+    "of": ...}`` for a sample, else ``None``.
+    """
+    import logging
+
+    from ..data.backed import file_obs, read_rows, reads_backed
+    from ..data.singlecell import read_target
+    from .prepare import cell_labels, training_rows
+
+    reason = reads_backed(path)
+    if reason is None:
+        return read_target(path, obs_columns=[labelled] if labelled else []), None
+    logging.getLogger(__name__).info("scdeal: %s", reason)
+    obs = file_obs(path)
+    keep = None
+    if labelled is not None:
+        keep = np.flatnonzero(cell_labels(obs, labelled, label_map).notna().to_numpy())
+    rows = training_rows(len(obs), max_cells, seed, keep=keep)
+    sample = None if rows is None else {"cells": len(rows), "of": len(obs)}
+    return read_rows(path, rows), sample

@@ -17,7 +17,6 @@ Each member splits the labelled lines by line (:mod:`scdeal.model.joint_labels`)
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,14 +29,15 @@ import pandas as pd
 import torch
 from anndata import AnnData
 
-from .._io import jsonable, uns_safe
+from .._io import jsonable, summary_uns
 from .._system import usable_cores
 from ..data.gdsc import BulkData
 from ..errors import ScdealError
 from ..nn import FeatureExtractor, JointDrugNet, MultiDrugPredictor
 from . import _fitting as fitting
 from . import prepare as prep
-from ._model import ScDEAL, _torch_threads
+from ._ensemble import torch_threads
+from ._model import ScDEAL
 from ._progress import _Progress
 from ._training import subsample
 from .joint_labels import JointLabels, joint_labels
@@ -124,7 +124,7 @@ class JointScDEAL(ScDEAL):
             trained elsewhere (:meth:`train_member`, e.g. as Dask tasks); default: trained here,
             ``member_threads`` at a time.
         """
-        with PROCESS_LOCK, _torch_threads(self.config.num_threads):
+        with PROCESS_LOCK, torch_threads(self.config.num_threads):
             started = time.perf_counter()
             setup = self.setup(adata, drugs, bulk=bulk, gene_ids=gene_ids, progress=progress)
             if trained is None:
@@ -296,8 +296,7 @@ class JointScDEAL(ScDEAL):
         out.obsm[key_added] = mean.reindex(out.obs_names).astype(np.float32)
         out.obsm[f"{key_added}_sd"] = sd.reindex(out.obs_names).astype(np.float32)
         info = self.summary()
-        uns = uns_safe({k: v for k, v in info.items() if k != "reliability"})
-        uns["summary_json"] = json.dumps(info)
+        uns = summary_uns(info, leave_out=("reliability",))
         uns["reliability_json"] = self.reliability_table().to_json(orient="records")
         out.uns[f"{key_added}_model"] = uns
         return out if copy else None

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._io import write_text_atomic
-from .errors import ScdealError
+from .._io import write_text_atomic
+from ..errors import ScdealError
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def _prediction_figures(run: Path) -> None:
         return
     import anndata
 
-    from . import pl
+    from .. import pl
 
     adata = anndata.read_h5ad(run / "predictions.h5ad")
     info = adata.uns.get("scdeal", {})
@@ -108,8 +108,8 @@ def _prediction_figures(run: Path) -> None:
         except ScdealError as exc:
             log.warning("report: no ROC/PR figure (%s)", exc)
     if "umap_predictions" in wanted and (run / "model").is_dir():
-        from .model import ScDEAL
-        from .tl import cell_graph
+        from ..model import ScDEAL
+        from ..tl import cell_graph
 
         model = ScDEAL.load(run / "model")
         expr = model.prepare_target(adata)
@@ -147,7 +147,7 @@ def _reliability_section(rel: dict | None) -> list[str]:
     parts = ["<h2>Reliability</h2>",
              f'<p class="{cls}"><b>{verdict}</b>: {html.escape(str(rel.get("reason", "")))}</p>']
     if rel.get("reliable") is False:
-        from .model.reliability import UNRELIABLE_ADVICE
+        from ..model.reliability import UNRELIABLE_ADVICE
 
         parts.append(_p("This means " + UNRELIABLE_ADVICE + ".", "warn"))
     parts += [_p(f"Computed without labels at the end of the fit. Rule: {rel.get('rule', '')}."),
@@ -156,7 +156,7 @@ def _reliability_section(rel: dict | None) -> list[str]:
 
 
 def _metrics_section(metrics: dict) -> str:
-    from ._types import MetricName, choices
+    from .._types import MetricName, choices
 
     names = choices(MetricName)
     before = metrics.get("before_transfer", {})
