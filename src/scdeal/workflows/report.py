@@ -102,12 +102,8 @@ def _prediction_figures(run: Path) -> None:
     label_key = info.get("label_key")
     labelled = label_key in adata.obs if label_key else False
     if "roc_pr" in wanted and labelled:
-        from ..data.labels import binary_labels
-
         try:
-            y = binary_labels(adata.obs, label_key)
-            pl.save_figure(pl.roc_pr_curves(y, adata.obs["sens_preds"],
-                                            prob_before=adata.obs.get("sens_preds_pret")),
+            pl.save_figure(pl.roc_pr_curves(adata, truth_key=label_key, show=False),
                            figures, "roc_pr")
         except ScdealError as exc:
             log.warning("report: no ROC/PR figure (%s)", exc)
@@ -120,8 +116,9 @@ def _prediction_figures(run: Path) -> None:
         obs = adata.obs.reindex(expr.obs_names)
         graph = cell_graph(anndata.AnnData(X=expr.X, obs=obs,
                                            var=pd.DataFrame(index=expr.var_names)))
-        pl.save_figure(pl.prediction_panels(graph.obsm["X_umap"], graph.obs,
-                                            truth_key=label_key if labelled else None),
+        pl.save_figure(pl.prediction_panels(graph, basis="umap",
+                                            truth_key=label_key if labelled else None,
+                                            show=False),
                        figures, "umap_predictions")
 
 
