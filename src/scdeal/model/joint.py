@@ -7,7 +7,8 @@ shared label-free pre-training) is fine-tuned with a head that has one output pe
 (:class:`~scdeal.nn.MultiDrugPredictor`), each drug's loss masked to the lines labelled for it
 by its own waterfall and class-balanced within the drug; one cell extractor M_s per member
 (pre-trained on the cells from that M_b, as in a single-drug fit); one DaNN transfer (MMD +
-the cluster term averaged over drugs) that updates the shared parts and every output. The
+the cluster term averaged over drugs) that updates the shared parts and every output, or, with
+``joint_transfer="cells"``, one that moves the cell extractor alone by MMD alone. The
 ensemble, the label-free early stopping and the reliability rule are those of
 :class:`~scdeal.model.ScDEAL`, per drug. Target labels enter nowhere.
 
@@ -146,6 +147,10 @@ class JointScDEAL(ScDEAL):
             bulk = load_gdsc()
         if isinstance(drugs, str) or not len(drugs):
             raise ScdealError("give the joint model a list of drug names (at least one)")
+        if self.config.joint_transfer == "cells":
+            # The transfer moves the cell extractor alone, by MMD alone; recorded in the
+            # configuration the model is saved with.
+            self.config = self.config.replace(transfer_update="target_only", cluster_weight=0.0)
         bulk_expr, _, target, Xs = self._training_data(adata, bulk, gene_ids)
         labels = joint_labels(bulk, list(drugs), self.config, bulk_expr)
         self.drugs = labels.drugs
