@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+# Figures draw on matplotlib's file-only Agg backend: no display is needed, and the plots'
+# show=None resolves to "do not show", so examples get the Axes/Figure back.
+os.environ.setdefault("MPLBACKEND", "Agg")
 GDSC_DATA = doctest.register_optionflag("GDSC_DATA")
 REPO = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("SCDEAL_SHARED_DIR", REPO.parent / "shared"))

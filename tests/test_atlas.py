@@ -188,3 +188,13 @@ def test_fit_given_a_large_file_trains_on_a_sample_read_in_blocks(
     direct = ScDEAL(config, cache=False).fit(cells, "Gefitinib", bulk=bulk, gene_ids="entrez")
     np.testing.assert_allclose(direct.predict_proba(cells), model.predict_proba(cells),
                                atol=1e-6)
+
+
+def test_the_old_home_of_the_backed_helpers_still_resolves_with_a_warning():
+    from scdeal.data import backed
+
+    with pytest.warns(FutureWarning, match="use scdeal.data.backed.reads_backed"):
+        from scdeal.model.backed import reads_backed
+    assert reads_backed is backed.reads_backed
+    with pytest.raises(ImportError):
+        from scdeal.model.backed import no_such_name  # noqa: F401

@@ -238,7 +238,7 @@ def test_a_passing_read_error_keeps_the_entry(tmp_path, monkeypatch, caplog):
     def flaky(path):
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(cache_module, "_sha256_file", flaky)
+    monkeypatch.setattr(cache_module, "sha256_of", flaky)
     assert store.get("s", key) is None and "could not read" in caplog.text
     monkeypatch.undo()
     assert (store.root / "s" / key).is_dir() and store.get("s", key) is not None
@@ -357,8 +357,8 @@ def test_the_shared_cells_stage_trained_beside_the_members_changes_nothing(
     # leave alone, so every number is what the sequential fit gives.
     import threading
 
+    import scdeal.model._ensemble as model_module
     import scdeal.model._fitting as fitting
-    import scdeal.model._model as model_module
 
     monkeypatch.setattr(model_module, "usable_cores", lambda: 2)  # also on a 1-core runner
     where = []

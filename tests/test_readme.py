@@ -52,3 +52,5 @@ def test_readme_python_example_runs_verbatim(bulk, gdsc_data_dir, tmp_path, monk
     assert 0 <= adata.uns["scdeal"]["metrics"]["auroc"] <= 1 and "AUROC" in out.getvalue()
     assert model.is_fitted and model.config.n_models == 2 and model.drug == "Gefitinib"
     assert (tmp_path / "gefitinib_model" / "model.safetensors").is_file()
+    assert namespace["fig"].axes and (tmp_path / "runs" / "gefitinib" / "run.json").is_file()
+    assert namespace["result"].info["metrics"]["n_cells"] == 80

@@ -33,7 +33,7 @@ def model(gdsc_data_dir, target_cells):
 
 @pytest.fixture(scope="module")
 def attr(model, target_cells):
-    return integrated_gradients(model, target_cells, obs=target_cells.obs)
+    return integrated_gradients(target_cells, model, obs=target_cells.obs)
 
 
 def _probabilities(model, X: np.ndarray) -> np.ndarray:
@@ -77,14 +77,14 @@ def test_input_layer_is_what_the_network_sees(model, target_cells, attr):
 
 
 def test_mean_cell_baseline_and_batching(model, target_cells, attr):
-    mean_cell = integrated_gradients(model, target_cells, AttributionConfig(baseline="mean_cell"))
+    mean_cell = integrated_gradients(target_cells, model, AttributionConfig(baseline="mean_cell"))
     np.testing.assert_array_equal(mean_cell.var["baseline"], 0.0)
     fx = _probabilities(model, model.target_matrix(target_cells)[0])[:, 1]
     f0 = _probabilities(model, np.zeros((1, len(model.target_genes)), np.float32))[0, 1]
     total = mean_cell.layers["ig_sensitive"].sum(1)
     assert np.abs(total - (fx - f0)).max() < TOLERANCE
     # batch size only changes how target_cells are grouped, not the result
-    rebatched = integrated_gradients(model, target_cells, AttributionConfig(batch_size=20))
+    rebatched = integrated_gradients(target_cells, model, AttributionConfig(batch_size=20))
     np.testing.assert_allclose(rebatched.layers["ig_sensitive"], attr.layers["ig_sensitive"],
                                atol=1e-6)
 
@@ -109,4 +109,24 @@ def test_bad_settings_and_unfitted_model(target_cells):
     with pytest.raises(ScdealError, match="method must be one of"):
         AttributionConfig(method="simpson")
     with pytest.raises(ScdealError, match="trained model"):
-        integrated_gradients(ScDEAL(ScDealConfig(**TINY)), target_cells)
+        integrated_gradients(target_cells, ScDEAL(ScDealConfig(**TINY)))
+
+
+def test_adata_first_writes_the_summary_and_model_first_is_deprecated():
+    """The call forms, on a stand-in for a fitted model (fast; no GDSC)."""
+    import anndata
+
+    from scdeal.tl._examples import tiny_model
+
+    rng = np.random.default_rng(0)
+    cells = anndata.AnnData(rng.poisson(1, (30, 12)).astype("float32"))
+    model, config = tiny_model(cells), AttributionConfig(n_steps=8)
+    new = integrated_gradients(cells, model, config, key_added="ig")
+    assert cells.uns["ig"]["n_steps"] == 8 and new.uns["ig"] == cells.uns["ig"]
+    before = set(cells.uns)
+    with pytest.warns(FutureWarning, match=r"integrated_gradients\(model, adata.*deprecated"
+                                           r".*scdeal 0.3.*integrated_gradients\(adata, model"):
+        old = integrated_gradients(model, cells, config, key_added="ig_old")
+    assert set(cells.uns) == before  # the old form wrote nothing into adata, as before
+    for layer in ("ig_sensitive", "ig_resistant", "input"):
+        np.testing.assert_array_equal(old.layers[layer], new.layers[layer])

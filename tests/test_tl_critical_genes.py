@@ -135,3 +135,17 @@ def test_bad_input():
         critical_genes(ad, label_key="nope")
     with pytest.raises(ScdealError, match="alpha"):
         CriticalGeneConfig(alpha=0)
+
+
+def test_results_are_written_under_key_added_and_survive_h5ad(tmp_path):
+    import anndata
+
+    ad = _attr_data(np.random.default_rng(1))
+    cg = critical_genes(ad, key_added="cg")
+    stored = ad.uns["cg"]
+    assert set(stored) == {"sensitive", "resistant", "tests", "params"}
+    pd.testing.assert_frame_equal(stored["tests"], cg.tests)
+    assert stored["params"] == cg.summary() and "critical_genes" not in ad.uns
+    ad.write_h5ad(tmp_path / "attr.h5ad")
+    back = anndata.read_h5ad(tmp_path / "attr.h5ad")
+    assert list(back.uns["cg"]["sensitive"]["gene"]) == ["SENS"]

@@ -30,10 +30,54 @@ def synthetic():
     return expr, pd.Series(predicted, index=cells), pd.Series(truth, index=cells)
 
 
-@pytest.fixture(scope="module")
-def result(synthetic):
+def labelled(synthetic) -> AnnData:
+    """A copy of the synthetic cells with the labels in obs, as gene_scores reads them."""
     expr, predicted, truth = synthetic
-    return gene_scores(expr, predicted, truth, GeneScoreConfig(n_null=60, seed=1))
+    out = expr.copy()
+    out.obs["sens_label"], out.obs["response"] = predicted, truth.map({1: "sensitive",
+                                                                      0: "resistant"})
+    return out
+
+
+@pytest.fixture(scope="module")
+def scored(synthetic):
+    adata = labelled(synthetic)
+    return adata, gene_scores(adata, "sens_label", "response", GeneScoreConfig(n_null=60, seed=1))
+
+
+@pytest.fixture(scope="module")
+def result(scored):
+    return scored[1]
+
+
+def test_the_keys_written_are_the_results(scored):
+    adata, res = scored
+    for column in res.scores.columns:
+        np.testing.assert_array_equal(adata.obs[column], res.scores[column])
+    stored = adata.uns["gene_scores"]
+    pd.testing.assert_frame_equal(stored["correlations"], res.correlations)
+    pd.testing.assert_frame_equal(stored["gene_sets"], res.gene_sets)
+    assert stored["params"]["n_null"] == 60 and stored["null"]["sensitive"].size == 60
+
+
+def test_label_series_form_is_deprecated_and_gives_the_same_result(synthetic):
+    expr, predicted, truth = synthetic
+    adata = labelled(synthetic)
+    config = GeneScoreConfig(n_null=3, seed=1)
+    new = gene_scores(adata, "sens_label", "response", config, key_added="gs")
+    with pytest.warns(FutureWarning, match=r"gene_scores\(expr, predicted.*deprecated.*0.3"):
+        old = gene_scores(expr, predicted, truth, config)
+    pd.testing.assert_frame_equal(old.scores, new.scores)
+    pd.testing.assert_frame_equal(old.correlations, new.correlations)
+    assert expr.obs.columns.empty and not expr.uns  # the old form writes nothing
+
+
+def test_a_missing_label_key_says_which_and_what_to_run(synthetic):
+    expr = synthetic[0]
+    with pytest.raises(ScdealError, match=r"no predicted-label column 'sens_label'.*predict"):
+        gene_scores(expr)
+    with pytest.raises(ScdealError, match=r"no true-label column 'nope'"):
+        gene_scores(labelled(synthetic), truth_key="nope")
 
 
 def test_marker_genes_follow_the_groups(result):
@@ -66,19 +110,19 @@ def test_scores_agree_and_the_empirical_p_is_computed(result):
     assert truth_sens.iloc[:30].mean() > truth_sens.iloc[30:].mean()
 
 
-def test_input_is_not_modified(synthetic):
-    expr, predicted, truth = synthetic
-    before = expr.X.copy()
-    gene_scores(expr, predicted, None, GeneScoreConfig(n_null=0))
-    np.testing.assert_array_equal(expr.X, before)
-    assert expr.obs.columns.empty and "rank_genes_groups" not in expr.uns
+def test_the_matrix_is_not_modified(synthetic):
+    adata = labelled(synthetic)
+    before = adata.X.copy()
+    gene_scores(adata, "sens_label", config=GeneScoreConfig(n_null=0))
+    np.testing.assert_array_equal(adata.X, before)
+    assert "rank_genes_groups" not in adata.uns
 
 
 def test_without_truth_only_predicted_scores(synthetic):
-    expr, predicted, _ = synthetic
-    res = gene_scores(expr, predicted, None, GeneScoreConfig(n_null=0))
+    adata = labelled(synthetic)
+    res = gene_scores(adata, "sens_label", config=GeneScoreConfig(n_null=0))
     assert list(res.scores.columns) == ["sensitive_score_pred", "resistant_score_pred"]
-    assert res.correlations.empty
+    assert res.correlations.empty and "sensitive_score_true" not in adata.obs
 
 
 def test_empirical_pvalue_by_hand():
@@ -89,8 +133,10 @@ def test_empirical_pvalue_by_hand():
 
 def test_bad_input(synthetic):
     expr, predicted, truth = synthetic
+    one_class = labelled(synthetic)
+    one_class.obs["sens_label"] = 1
     with pytest.raises(ScdealError, match="at least 2 sensitive and 2 resistant"):
-        gene_scores(expr, pd.Series(1, index=predicted.index), truth)
+        gene_scores(one_class, "sens_label", "response")
     with pytest.raises(ScdealError, match="n_null"):
         GeneScoreConfig(n_null=-1)
 

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from anndata import AnnData
 
 from scdeal.cli import main
 from scdeal.errors import ScdealError
@@ -91,3 +92,30 @@ def test_stability_command_needs_labels(target_file, tmp_path, capsys):
                  "--out", str(tmp_path / "x")])
     assert code == 1
     assert "give --label-key" in capsys.readouterr().err
+
+
+def test_stability_test_keeps_its_tables_under_key_added(monkeypatch):
+    """The repeats' tables land in adata.uns[key_added] (a stand-in model: no training)."""
+    import scdeal.model
+    from scdeal.model import METRIC_NAMES
+    from scdeal.tl import stability_test
+
+    class Scored:
+        def __init__(self, config):
+            self.seed = config.seed
+
+        def fit(self, sub, drug, **kwargs):
+            pass
+
+        def predict(self, sub, **kwargs):
+            sub.uns["scdeal"] = {"metrics": {m: self.seed / 10 for m in METRIC_NAMES}}
+
+    monkeypatch.setattr(scdeal.model, "ScDEAL", Scored)
+    adata = AnnData(np.ones((20, 3), np.float32),
+                    obs=pd.DataFrame({"response": [0, 1] * 10},
+                                     index=[f"c{i}" for i in range(20)]))
+    res = stability_test(adata, "X", "response", repeats=2, bulk=object(), gene_scores=False,
+                         key_added="stab")
+    pd.testing.assert_frame_equal(adata.uns["stab"]["runs"], res.runs)
+    assert list(adata.uns["stab"]["runs"]["auroc"]) == [0.1, 0.2]
+    assert set(adata.uns["stab"]) == {"runs", "summary"}

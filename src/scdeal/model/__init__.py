@@ -17,7 +17,21 @@ __all__ = ["METRIC_NAMES", "PRESETS", "JointScDEAL", "MemoryCache", "ModelCache"
 
 def load_model(path: str | Path, *, device: str | None = None) -> ScDEAL | JointScDEAL:
     """A saved model, of the class it was saved from (:class:`ScDEAL` or
-    :class:`JointScDEAL`)."""
+    :class:`JointScDEAL`).
+
+    Examples
+    --------
+    >>> import scdeal
+    >>> from scdeal.data.simulate import demo_target
+    >>> bulk = scdeal.data.load_gdsc()                                         # doctest: +GDSC_DATA
+    >>> adata, held = demo_target(bulk, "Gefitinib", lines_per_class=3, cells_per_line=10)
+    >>> model = scdeal.ScDEAL(n_models=1, pretrain_epochs=2, predictor_epochs=2,
+    ...                       transfer_epochs=2, cache=False)
+    >>> _ = model.fit(adata, "Gefitinib", bulk=bulk.without_lines(held), gene_ids="symbol")
+    >>> loaded = load_model(model.save("gefitinib_model"))
+    >>> type(loaded).__name__, loaded.drug
+    ('ScDEAL', 'Gefitinib')
+    """
     from ._persistence import model_kind
 
     cls = JointScDEAL if model_kind(path) == "joint" else ScDEAL

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
@@ -104,13 +103,6 @@ def probabilities(net: DrugResponseNet, X: prep.CellRows,
     device = next(net.parameters()).device
     return np.concatenate([net.predict_proba(torch.as_tensor(b, device=device)).cpu().numpy()
                            for b in X.blocks(block)])
-
-
-def _arrays(X) -> tuple[np.ndarray, ...]:
-    """The arrays that define a dense or CSR matrix (for fingerprints)."""
-    if sp.issparse(X):
-        return X.data, X.indices, X.indptr, np.asarray(X.shape)
-    return (X,)
 
 
 def _nearest(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -223,7 +215,7 @@ def fit_shared(model, bulk_expr: pd.DataFrame, Xs: prep.CellRows, device: torch.
     from_bulk = cfg.gene_space == "shared" and cfg.init_target_from_bulk
     want_clusters = cfg.transfer and cfg.cluster_weight > 0
     target_key = stage_key(
-        "target_extractor", cfg, data=fingerprint(*_arrays(Xs.X), list(model.target_genes)),
+        "target_extractor", cfg, data=fingerprint(Xs.X, list(model.target_genes)),
         bulk=bulk_key if from_bulk else None,
         clusters=cfg.cluster_resolution if want_clusters else None)
 

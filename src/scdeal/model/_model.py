@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
 import time
@@ -12,15 +10,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
-from .. import __version__
-from .._io import jsonable, uns_safe
-from .._system import usable_cores
+from .._io import summary_uns
 from ..data.gdsc import BulkData
-from ..data.preprocess import prediction_config, preprocess_target
 from ..errors import ScdealError
 from ..nn import (
     DrugResponseNet,
@@ -29,26 +23,29 @@ from ..nn import (
     ResponsePredictor,
 )
 from . import _fitting as fitting
+from . import _gene_policy as policy
 from . import _persistence as persistence
 from . import prepare as prep
+from ._ensemble import (
+    RELIABILITY_MAX_CELLS,
+    cache_store,
+    labelled_record,
+    note_kept_transfer,
+    stack_labelled,
+    torch_threads,
+    train_members,
+    training_record,
+)
+from ._inference import annotate, predict_members
 from ._progress import _Progress
 from ._training import subsample
 from .config import ScDealConfig
 from .metrics import label_metrics
-from .predictions import prediction_columns
 from .process_lock import PROCESS_LOCK
 from .reliability import UNRELIABLE_ADVICE, reliability_diagnostics
 
 log = logging.getLogger(__name__)
 
-# Fraction of the model's target genes a dataset must have to be predicted by it.
-MIN_GENE_FRACTION = 0.9
-PREDICT_CHUNK = prep.BLOCK_ROWS
-# Cells the label-free reliability diagnostics of a fit are computed on (a seeded sample
-# beyond it).
-RELIABILITY_MAX_CELLS = 20000
-_CACHE_WORDS = {"hit": "read from the cache", "miss": "trained and cached",
-                "off": "trained (cache off)", "unused": "not needed"}
 
 
 class ScDEAL:
@@ -209,7 +206,7 @@ class ScDEAL:
             adata, sample = read_training_cells(adata, self.config.max_training_cells,
                                                 self.config.seed, labelled=labelled,
                                                 label_map=label_map)
-        with PROCESS_LOCK, _torch_threads(self.config.num_threads):
+        with PROCESS_LOCK, torch_threads(self.config.num_threads):
             self._fit(adata, drug, bulk=bulk, gene_ids=gene_ids, progress=progress,
                       labelled=labelled, label_map=label_map)
         if sample is not None:  # fit saw the sample only; it is a sample of the file
@@ -239,15 +236,8 @@ class ScDEAL:
                                                                        keep=keep)
         known, labelled_summary = None, None
         if known_labels is not None:
-            known = _known_positions(known_labels, target.obs_names)
-            labelled_summary = {
-                "n": len(known[0]), "sensitive": int(known[1].sum()),
-                "resistant": int((known[1] == 0).sum()),
-                "key": labelled if isinstance(labelled, str) else None,
-                "used_in_model_selection": False}
-            log.info("training with %d labelled cells (%d sensitive, %d resistant)",
-                     labelled_summary["n"], labelled_summary["sensitive"],
-                     labelled_summary["resistant"])
+            known = policy.known_positions(known_labels, target.obs_names)
+            labelled_summary = labelled_record(known, labelled)
         timings["load_and_preprocess"] = time.perf_counter() - start
 
         # The drug's labelled lines, checked before any training.
@@ -257,32 +247,9 @@ class ScDEAL:
         # members are the label-free fit's and the labels choose how to combine it with a
         # classifier of the labelled cells (scdeal.model.labelled).
         in_transfer = known if cfg.labelled_weight > 0 else None
-        shared = fitting.fit_shared(self, bulk_expr, Xs, device, bar, self._cache_store())
-        predictors = [fitting.seeded_predictor(cfg, cfg.seed + index, device)
-                      for index in range(cfg.n_models)]
-
-        def member(index: int):
-            return fitting.fit_member(self, bulk_lines, Xs, cfg.seed + index, shared, device,
-                                      bar, predictors[index], known=in_transfer)
-
-        threads = min(cfg.member_threads, cfg.n_models, usable_cores())
-        if threads > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            # The shared cells' stage is the pool's first task: it trains beside the first
-            # members, which need it only at their transfer (the same numbers either way).
-            with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="scdeal") as pool:
-                shared.start(pool)
-                results = list(pool.map(member, range(cfg.n_models)))
-        else:
-            shared.start()
-            results = [member(index) for index in range(cfg.n_models)]
-        shared.cells()  # waits for the shared stage, and raises its errors
+        shared, members, reports = train_members(self, bulk_expr, bulk_lines, Xs, device, bar,
+                                                 known=in_transfer)
         timings.update(shared.timings)
-        log.info("pre-trained extractors (drug-independent): bulk %s, cells %s",
-                 *(_CACHE_WORDS[shared.cache[s]] for s in ("bulk_extractor", "target_extractor")))
-        members = [m for m, _ in results]
-        reports = [r for _, r in results]
         for report in reports:  # seconds summed over members (they may overlap in time)
             for stage, seconds in report["timings_s"].items():
                 timings[stage] = timings.get(stage, 0.0) + seconds
@@ -292,44 +259,10 @@ class ScDEAL:
 
         self.labelled_stack = None
         if labelled_summary is not None:
-            # The transfer keeps its best epoch by a label-free loss; a member that kept the
-            # state before its first epoch learnt nothing from the labelled cells.
-            kept = sum(h["best_epoch"] > 0 for r in reports for h in r["history"]
-                       if h["stage"] == "transfer")
-            labelled_summary["members_kept_transfer"] = int(kept)
-            labelled_summary["in_transfer"] = cfg.labelled_weight > 0
-            if kept == 0 and cfg.labelled_weight > 0:
-                log.warning("scdeal: the transfer's early stopping (which does not use labels) "
-                            "kept the state before the first transfer epoch in every member: "
-                            "the labelled cells changed nothing; try more transfer_epochs or "
-                            "patience, or a larger labelled_weight")
-        first = reports[0]
-        bulk_test = {key: float(np.mean([r["bulk_test_metrics"][key] for r in reports]))
-                     for key in first["bulk_test_metrics"]}
-        self.training = {
-            "drug": self.drug,
-            "release": first["release"],
-            "bulk_source": bulk.source,
-            "binarization": first["binarization"],
-            "bulk_lines": first["bulk_lines"],
-            "bulk_gene_mapping": bulk_gene_summary,
-            "target_gene_mapping": target.uns.get("scdeal_gene_mapping", {}),
-            "preprocess": target.uns.get("scdeal_preprocess", {}),
-            "n_target_cells": int(len(Xs)),
-            "training_sample": self.training_sample,
-            "labelled_cells": labelled_summary,
-            "n_bulk_genes": len(self.bulk_genes),
-            "n_target_genes": len(self.target_genes),
-            "gene_selection": self.gene_selection,
-            "n_models": cfg.n_models,
-            "bulk_test_metrics": bulk_test,
-            "bulk_test_metrics_per_model": [r["bulk_test_metrics"] for r in reports],
-            "history": [{**h, "model": "shared"} for h in shared.history]
-            + [{**h, "model": i} for i, r in enumerate(reports) for h in r["history"]],
-            "cache": shared.cache,
-            "n_clusters": first["n_clusters"],
-            "timings_s": timings,
-        }
+            note_kept_transfer(labelled_summary, reports, cfg.labelled_weight)
+        self.training = training_record(self, bulk, target, len(Xs), shared, reports,
+                                        labelled_summary, bulk_gene_summary, timings)
+        bulk_test = self.training["bulk_test_metrics"]
         self.is_fitted = True
         log.info("bulk test (%d lines, mean of %d models): AUROC %.3f, AP %.3f (prevalence %.3f)",
                  bulk_test["n_cells"], cfg.n_models, bulk_test["auroc"], bulk_test["ap"],
@@ -341,90 +274,14 @@ class ScDEAL:
         self.reliability = reliability_diagnostics(
             post, pre, [r["bulk_test_metrics"]["auroc"] for r in reports])
         if labelled_summary is not None:  # after the verdict: it sets the transfer's weight
-            self._stack_labelled(Xs, known, labelled_summary)
+            stack_labelled(self, Xs, known, labelled_summary)
         self.warn_if_unreliable()
         return self
 
-    def _stack_labelled(self, Xs: prep.CellRows, known, summary: dict) -> None:
-        """Choose how the transfer and a classifier of the labelled cells combine
-        (:mod:`scdeal.model.labelled`); record it in ``summary['stack']``."""
-        from .labelled import fit_stack, stack_line
-
-        rows = Xs.subset(known[0])
-        post, _, _ = self._predict_members(rows, pretransfer=False, stacked=False)
-        sample = Xs.subset(subsample(len(Xs), RELIABILITY_MAX_CELLS, self.config.seed))
-        ref, _, _ = self._predict_members(sample, pretransfer=False, stacked=False)
-        self.labelled_stack, report = fit_stack(
-            rows.dense(), known[1], post.mean(axis=0),
-            reference=(sample.dense(), ref.mean(axis=0)), seed=self.config.seed,
-            transfer_reliable=(self.reliability or {}).get("reliable"))
-        if self.config.labelled_weight > 0:
-            report["note"] = ("labelled_weight > 0: the transfer trained on these labels too, "
-                              "so its score on them is optimistic")
-        summary["stack"] = report
-        summary["used_for"] = (f"log-odds: transfer weight {report['weight']:.2f}"
-                               + (" (direction reversed)" if report["flipped"] else "")
-                               + f", classifier of the labelled cells "
-                               f"{1 - report['weight']:.2f}")
-        log.info("labelled cells (%d): %s", report["n"], stack_line(report))
-
     def _training_data(self, adata: AnnData, bulk: BulkData, gene_ids: str,
                        keep: np.ndarray | None = None):
-        """GDSC expression and the standardised cells on the model's gene spaces (sets
-        ``gene_ids``, ``bulk_genes``, ``target_genes`` and ``target_scaler``). ``keep``:
-        positions of cells that must be in the training sample (labelled cells)."""
-        cfg = self.config
-        self.gene_ids = gene_ids
-        bulk_expr, bulk_gene_summary = prep.bulk_expression_on_symbols(bulk)
-        rows = prep.training_rows(adata.n_obs, cfg.max_training_cells, cfg.seed, keep=keep)
-        self.training_sample = None
-        if rows is not None:
-            log.info("training on a random %d of the %d cells (max_training_cells); every "
-                     "cell is predicted", len(rows), adata.n_obs)
-            self.training_sample = {"cells": len(rows), "of": int(adata.n_obs)}
-            adata = adata[rows]
-        target = self.prepare_target(adata)
-        self.normalization_genes = target.uns["scdeal_preprocess"].pop("genes", None)
-
-        # Gene spaces.
-        self.gene_selection = None
-        if cfg.gene_space == "shared":
-            target_genes = set(target.var_names)
-            shared = [g for g in bulk_expr.columns if g in target_genes]
-            if len(shared) < cfg.min_shared_genes:
-                raise ScdealError(
-                    f"the target shares only {len(shared)} genes with GDSC (need "
-                    f"{cfg.min_shared_genes}); check --gene-ids or use gene_space='separate'")
-            if cfg.max_genes is not None and len(shared) > cfg.max_genes:
-                shared, how = prep.most_variable_genes(target, shared, cfg.max_genes, bulk_expr)
-                self.gene_selection = {"n_shared": len(set(target.var_names) &
-                                                       set(bulk_expr.columns)),
-                                       "kept": len(shared), "how": how}
-                log.info("kept %d of the genes shared with GDSC (max_genes): %s",
-                         len(shared), how)
-            self.bulk_genes = self.target_genes = shared
-        else:
-            # Measured in benchmarks/README.md: nothing anchors the direction of the cell
-            # embedding to the bulk one, and rankings came out inverted (PLX4720 AUROC 0.01).
-            log.warning("gene_space='separate' (the paper's design): the cells' predictions may "
-                        "come out inverted; check them against known sensitive cells, or use "
-                        "the default gene_space='shared'")
-            self.bulk_genes = list(bulk_expr.columns)
-            self.target_genes = list(target.var_names)
-        bulk_expr = bulk_expr[self.bulk_genes]
-
-        # Target cells: standardised over all of them (no labels involved), block by block
-        # when used (a sparse matrix stays sparse: atlas-sized targets fit in memory), or
-        # once for the whole fit when that is small (CellRows.held_densely).
-        X = target[:, self.target_genes].X
-        X = sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else prep.dense_float32(X)
-        prep.check_finite(X, "the target expression matrix")
-        if X.shape[0] < 6:
-            raise ScdealError(f"the target has {X.shape[0]} cells after preprocessing; at "
-                              "least 6 are needed to train")
-        self.target_scaler = prep.Standardizer.fit(X)
-        return (bulk_expr, bulk_gene_summary, target,
-                prep.CellRows(X, self.target_scaler).held_densely())
+        """The data policy of a fit (:func:`scdeal.model._gene_policy.training_data`)."""
+        return policy.training_data(self, adata, bulk, gene_ids, keep=keep)
 
     def pretrain(self, adata: AnnData, *, bulk: BulkData | None = None, gene_ids: str = "auto",
                  progress: bool = False) -> dict[str, Any]:
@@ -442,7 +299,7 @@ class ScDEAL:
             name; ``None`` when the configuration has no cluster term)
             and ``timings_s``.
         """
-        with PROCESS_LOCK, _torch_threads(self.config.num_threads):
+        with PROCESS_LOCK, torch_threads(self.config.num_threads):
             if bulk is None:
                 from ..data.gdsc import load_gdsc
 
@@ -459,13 +316,7 @@ class ScDEAL:
 
     def _cache_store(self):
         """The :class:`~scdeal.model.cache.ModelCache` this model uses, or None."""
-        from .cache import ModelCache
-
-        if self.cache is False:
-            return None
-        if not isinstance(self.cache, bool | str | Path):  # a ModelCache or MemoryCache
-            return self.cache
-        return ModelCache(None if self.cache is True else self.cache)
+        return cache_store(self.cache)
 
     def warning_text(self) -> str | None:
         """The one-line warning of an unreliable fit (``None`` when there is nothing to say)."""
@@ -510,14 +361,7 @@ class ScDEAL:
         the same whatever other cells come with it. ``gene_ids``: the id type of
         ``adata.var_names`` when it differs from the fit's.
         """
-        if adata.n_obs == 0 or adata.n_vars == 0:
-            raise ScdealError(f"the target is empty ({adata.n_obs} cells x {adata.n_vars} genes)")
-        config = self.config.preprocess
-        if predicting:
-            config = prediction_config(config, self.training.get("preprocess") or {})
-        target = prep.target_on_symbols(adata, gene_ids or self.gene_ids, config.input_kind)
-        return preprocess_target(target, config, copy=False,
-                                 genes=self.normalization_genes if predicting else None)
+        return policy.prepare_target(self, adata, predicting=predicting, gene_ids=gene_ids)
 
     # ---------------------------------------------------------------------------------------
     # prediction
@@ -532,73 +376,17 @@ class ScDEAL:
         alone: :meth:`prepare_target` with ``predicting=True``), standardised block by block
         (sparse input stays sparse), and the obs names they cover. ``layer``: read the values
         from ``adata.layers[layer]`` instead of ``X``."""
-        if layer is not None:
-            if layer not in adata.layers:
-                raise ScdealError(f"layer {layer!r} is not in the cells' layers "
-                                  f"({list(adata.layers)}); name one of them or leave it out")
-            adata = AnnData(adata.layers[layer], obs=pd.DataFrame(index=adata.obs_names),
-                            var=pd.DataFrame(index=adata.var_names))
-        target = self.prepare_target(adata, predicting=True, gene_ids=gene_ids)
-        X = prep.align_genes(target, self.target_genes, min_fraction=MIN_GENE_FRACTION,
-                             what="the target", keep_sparse=True)
-        missing = prep.absent_genes(target, self.target_genes)
-        if missing.any():
-            log.warning("%d of the model's %d genes are absent from the target; they are set "
-                        "to the training mean", int(missing.sum()), len(self.target_genes))
-        if not sp.issparse(X):
-            X[:, missing] = 0.0  # any finite value: the column is zeroed after scaling
-        prep.check_finite(X, "the target expression matrix")
-        return prep.CellRows(X, self.target_scaler, zero_columns=np.flatnonzero(missing)
-                             if missing.any() else None), target.obs_names
+        return policy.target_rows(self, adata, gene_ids=gene_ids, layer=layer)
+
+    def _predict_members(self, X, **kwargs):
+        """Each member's probabilities (:func:`scdeal.model._inference.predict_members`)."""
+        return predict_members(self, X, **kwargs)
 
     def target_matrix(self, adata: AnnData, **kwargs) -> tuple[np.ndarray, pd.Index]:
         """Standardised dense matrix on the model's genes and the obs names it covers
         (``kwargs``: as for :meth:`target_rows`)."""
         rows, names = self.target_rows(adata, **kwargs)
         return rows.dense(), names
-
-    def _predict_members(
-        self, X: np.ndarray | prep.CellRows, *, pretransfer: bool = True,
-        embedding: bool = False, stacked: bool = True,
-    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """Each member's P(sensitive) of standardised cells, after and (optionally) before the
-        transfer (members x cells), and the first member's embedding, in blocks of cells.
-        After the transfer, a fit with labelled cells combines each member's probability with
-        the classifier of the labelled cells (``stacked=False``: the transfer's alone).
-
-        The ensemble's probability is the members' mean (what :class:`EnsembleNet` returns).
-        Inference uses torch's default thread count: large batched products gain from threads
-        (``num_threads`` only limits training).
-        """
-        if isinstance(X, prep.CellRows):
-            blocks = X.blocks(PREDICT_CHUNK)
-        else:
-            blocks = (X[start:start + PREDICT_CHUNK] for start in range(0, len(X), PREDICT_CHUNK))
-        post, pre, embs = [], [], []
-        device = next(self.members[0].target_net.parameters()).device
-        with torch.no_grad():
-            for block in blocks:
-                x = torch.as_tensor(block, device=device)
-                post.append([])
-                pre.append([])
-                stack = self.labelled_stack if stacked else None
-                for i, member in enumerate(self.members):
-                    net = member.target_net.eval()
-                    p = net.predict_proba(x).cpu().numpy()
-                    post[-1].append(p if stack is None else stack.combine(p, block))
-                    if pretransfer:
-                        pre[-1].append(member.pretransfer_net.eval().predict_proba(x).cpu().numpy())
-                    if embedding and i == 0:
-                        embs.append(net.embed(x).cpu().numpy())
-        n_members = len(self.members)
-
-        def stack(parts):
-            if not parts:
-                return np.zeros((n_members, 0), dtype=np.float32)
-            return np.concatenate([np.stack(p) for p in parts], axis=1)
-
-        return (stack(post), stack(pre) if pretransfer else None,
-                np.concatenate(embs) if embedding and embs else None)
 
     def check(self, adata: AnnData, *, gene_ids: str | None = None,
               layer: str | None = None) -> dict[str, Any]:
@@ -611,10 +399,20 @@ class ScDEAL:
 
         Examples
         --------
+        A model fitted on some simulated cells, checked on cells of other lines:
+
         >>> import scdeal
-        >>> model = scdeal.ScDEAL.load("gefitinib_model")                     # doctest: +SKIP
-        >>> model.check(new_cells)["reliable"]                               # doctest: +SKIP
-        True
+        >>> from scdeal.data.simulate import demo_target
+        >>> bulk = scdeal.data.load_gdsc()                                     # doctest: +GDSC_DATA
+        >>> cells, held = demo_target(bulk, "Gefitinib", lines_per_class=3, cells_per_line=10)
+        >>> new_cells, _ = demo_target(bulk, "Gefitinib", lines_per_class=3, cells_per_line=5,
+        ...                            seed=1)
+        >>> model = scdeal.ScDEAL(n_models=2, pretrain_epochs=2, predictor_epochs=2,
+        ...                       transfer_epochs=2, cache=False)
+        >>> _ = model.fit(cells, "Gefitinib", bulk=bulk.without_lines(held), gene_ids="symbol")
+        >>> found = model.check(new_cells)
+        >>> found["n_cells"], found["reliable"] in (True, False)
+        (30, True)
         """
         self._check_fitted()
         with PROCESS_LOCK:
@@ -669,24 +467,12 @@ class ScDEAL:
             X, names = self.target_rows(adata, gene_ids=gene_ids, layer=layer)
             post, pre, emb = self._predict_members(X, embedding=True)
         out = adata.copy() if copy else adata
-        pos = out.obs_names.get_indexer(names)
-
-        def full(values: np.ndarray) -> np.ndarray:
-            arr = np.full((out.n_obs, *values.shape[1:]), np.nan, dtype=np.float32)
-            arr[pos] = values
-            return arr
-
-        columns = prediction_columns(full(post.T).T, full(pre.T).T)
-        for name, values in columns.items():
-            out.obs[f"{key_prefix}{name}"] = values
-        out.obsm[f"{key_prefix}X_scdeal"] = full(emb)
-        p, p_pre = columns["sens_preds"], columns["sens_preds_pret"]
+        columns = annotate(out, names, post, pre, emb, key_prefix)
         info = self.summary()
         if label_key is not None:
-            info.update(label_metrics(adata.obs, label_key, label_map, p, p_pre))
-        uns = uns_safe(info)
-        uns["summary_json"] = json.dumps(info)
-        out.uns[f"{key_prefix}scdeal"] = uns
+            info.update(label_metrics(adata.obs, label_key, label_map, columns["sens_preds"],
+                                      columns["sens_preds_pret"]))
+        out.uns[f"{key_prefix}scdeal"] = summary_uns(info)
         return out if copy else None
 
     def predict_file(self, path: str | Path, *, chunk_size: int = 20000, embedding: bool = False,
@@ -707,29 +493,13 @@ class ScDEAL:
                                  pretransfer=pretransfer, key_prefix=key_prefix,
                                  gene_ids=gene_ids)
         info = self.summary()
-        uns = uns_safe(info)
-        uns["summary_json"] = json.dumps(info)
+        uns = summary_uns(info)
         out.uns[f"{key_prefix}scdeal"] = uns
         return out
 
     def summary(self) -> dict[str, Any]:
         """Configuration, genes, versions and training summary (JSON-serialisable)."""
-        from importlib.metadata import version
-
-        return jsonable({
-            "drug": self.drug,
-            "config": self.config.to_dict(),
-            "seed": self.config.seed,
-            "gene_ids": self.gene_ids,
-            "genes": list(self.target_genes),
-            "versions": {"scdeal": __version__, "torch": str(torch.__version__),
-                         "anndata": version("anndata"), "scanpy": version("scanpy")},
-            "training": self.training,
-            "reliability": self.reliability if self.reliability is not None else {
-                "reliable": None,
-                "reason": "not computed: the model was saved by a scdeal version without "
-                          "reliability diagnostics; refit to get them"},
-        })
+        return persistence.model_summary(self)
 
     # ---------------------------------------------------------------------------------------
     # persistence
@@ -747,30 +517,3 @@ class ScDEAL:
         model = persistence.load_model(cls, path, device=device)
         model.warn_if_unreliable()
         return model
-
-
-def _known_positions(labels: pd.Series, names: pd.Index) -> tuple[np.ndarray, np.ndarray]:
-    """Positions among the preprocessed cells ``names`` of the labelled cells of ``labels``
-    (1.0/0.0/NaN by obs name), and their labels; refuses labelled cells that preprocessing
-    removed."""
-    known = labels.dropna()
-    pos = names.get_indexer(known.index)
-    lost = int((pos < 0).sum())
-    if lost:
-        raise ScdealError(
-            f"{lost} of the {len(known)} labelled cells were removed by preprocessing (quality "
-            "control, e.g. fewer than min_genes expressed genes); lower "
-            "preprocess.min_genes or drop the labels of those cells")
-    order = np.argsort(pos)
-    return pos[order], known.to_numpy()[order].astype(np.int64)
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int):
-    """Run a block with ``n`` torch CPU threads, then restore the caller's setting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(n)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

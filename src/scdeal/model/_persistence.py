@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
 from .. import __version__
 from .._io import atomic_dir, jsonable
@@ -131,3 +133,23 @@ def load_model(cls, path: str | Path, *, device: str | None = None):
     model._assemble()
     model.is_fitted = True
     return model
+
+
+def model_summary(model) -> dict[str, Any]:
+    """Configuration, genes, versions and training summary (JSON-serialisable)."""
+    from importlib.metadata import version
+
+    return jsonable({
+        "drug": model.drug,
+        "config": model.config.to_dict(),
+        "seed": model.config.seed,
+        "gene_ids": model.gene_ids,
+        "genes": list(model.target_genes),
+        "versions": {"scdeal": __version__, "torch": str(torch.__version__),
+                     "anndata": version("anndata"), "scanpy": version("scanpy")},
+        "training": model.training,
+        "reliability": model.reliability if model.reliability is not None else {
+            "reliable": None,
+            "reason": "not computed: the model was saved by a scdeal version without "
+                      "reliability diagnostics; refit to get them"},
+    })

@@ -10,8 +10,8 @@ from typing import Any
 def __getattr__(name: str) -> Any:
     from ..data import backed
 
-    if name.startswith("__"):
-        raise AttributeError(name)
+    if name.startswith("_") or not hasattr(backed, name):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     warnings.warn(f"scdeal.model.backed.{name} is deprecated and will be removed in scdeal 0.3; "
                   f"use scdeal.data.backed.{name}", FutureWarning, stacklevel=2)
     return getattr(backed, name)

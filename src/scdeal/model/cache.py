@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from ..data.sources import sha256_of
+
 log = logging.getLogger(__name__)
 
 #: Bumped whenever what an entry holds changes (how it is trained enters its key:
@@ -90,12 +92,31 @@ def cache_key(parts: dict[str, Any]) -> str:
 
 
 def fingerprint(*items: Any) -> str:
-    """SHA-256 (hex) of arrays and name lists, for cache keys over data.
+    """SHA-256 (hex) of arrays, sparse matrices and name lists, for cache keys over data.
 
-    Arrays count with their dtype and shape; anything else by its ``str`` (lists of names).
+    Arrays count with their dtype and shape, a sparse matrix by the arrays that define it in
+    CSR form and its shape; anything else by its JSON (lists of names).
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> dense = np.eye(3, dtype=np.float32)
+    >>> fingerprint(sp.csr_matrix(dense)) == fingerprint(sp.csc_matrix(dense))
+    True
+    >>> fingerprint(dense, ["a"]) == fingerprint(dense, ["b"])
+    False
     """
+    import scipy.sparse as sp
+
     digest = hashlib.sha256()
+    expanded = []
     for item in items:
+        if sp.issparse(item):
+            csr = sp.csr_matrix(item)
+            expanded += [csr.data, csr.indices, csr.indptr, np.asarray(csr.shape)]
+        else:
+            expanded.append(item)
+    for item in expanded:
         if isinstance(item, np.ndarray):
             array = np.ascontiguousarray(item)
             digest.update(f"{array.dtype.str}{array.shape}".encode())
@@ -113,14 +134,6 @@ def _touch(path: Path) -> None:
         pass
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class ModelCache:
     """Trained stages stored on disk by key (see the module docstring).
 
@@ -132,6 +145,13 @@ class ModelCache:
     max_bytes
         Size limit of the entries (bytes, or a size such as ``"2GB"``; 0: none). ``None``:
         ``SCDEAL_CACHE_MAX_SIZE``, else :data:`DEFAULT_MAX_BYTES`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> store = ModelCache(tempfile.mkdtemp(), max_bytes="2GB")
+    >>> store.max_bytes, store.info()["entries"]
+    (2000000000, 0)
     """
 
     def __init__(self, root: str | os.PathLike | None = None,
@@ -161,7 +181,7 @@ class ModelCache:
             return None
         try:
             meta_text = (entry / _META).read_text()
-            actual = _sha256_file(entry / _TENSORS)
+            actual = sha256_of(entry / _TENSORS)
         except FileNotFoundError:  # removed meanwhile (evicted, cleared) or incomplete
             return None
         except OSError as err:  # a passing I/O problem: keep the entry, train this time
@@ -196,7 +216,7 @@ class ModelCache:
             save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
                       tmp / _TENSORS)
             record = {**meta, "format": CACHE_FORMAT, "key": key, "stage": stage,
-                      "sha256": _sha256_file(tmp / _TENSORS)}
+                      "sha256": sha256_of(tmp / _TENSORS)}
             (tmp / _META).write_text(json.dumps(record, indent=1, default=str))
             try:
                 os.rename(tmp, entry)  # atomic; fails when the entry exists (another writer)

@@ -76,6 +76,17 @@ class ScDealConfig:
         mini-batch of the labelled training cells (at most ``batch_size``, cycling through them)
         at every step; they stay ordinary cells for the MMD and cluster terms too. Early
         stopping does not use their labels. Without labelled cells this field changes nothing.
+
+    Examples
+    --------
+    >>> from scdeal import ScDealConfig
+    >>> config = ScDealConfig(n_models=3)
+    >>> config.n_models, config.replace(seed=7).seed, config.to_dict()["extractor"]
+    (3, 7, 'dae')
+    >>> ScDealConfig(extractor="pca")
+    Traceback (most recent call last):
+    ...
+    scdeal.errors.ScdealError: ...
     """
 
     # architecture
@@ -88,6 +99,11 @@ class ScDealConfig:
     # output per drug on the shared embedding, chosen on the development benchmark by a
     # criterion written before its results (benchmarks/README.md, section 11).
     joint_head_dims: tuple[int, ...] | None = ()
+    # The joint model's transfer: "shared" (MMD + the cluster term averaged over drugs,
+    # updating M_b, M_s and every output, as transfer_update and cluster_weight say) or
+    # "cells" (M_s alone, by MMD alone: no drug's output moves the cell embedding;
+    # benchmarks/README.md, section 14).
+    joint_transfer: Literal["shared", "cells"] = "shared"
     dropout: float = 0.1
     batch_norm: bool = True
     activation: Activation = "relu"

@@ -7,7 +7,8 @@ shared label-free pre-training) is fine-tuned with a head that has one output pe
 (:class:`~scdeal.nn.MultiDrugPredictor`), each drug's loss masked to the lines labelled for it
 by its own waterfall and class-balanced within the drug; one cell extractor M_s per member
 (pre-trained on the cells from that M_b, as in a single-drug fit); one DaNN transfer (MMD +
-the cluster term averaged over drugs) that updates the shared parts and every output. The
+the cluster term averaged over drugs) that updates the shared parts and every output, or, with
+``joint_transfer="cells"``, one that moves the cell extractor alone by MMD alone. The
 ensemble, the label-free early stopping and the reliability rule are those of
 :class:`~scdeal.model.ScDEAL`, per drug. Target labels enter nowhere.
 
@@ -17,7 +18,6 @@ Each member splits the labelled lines by line (:mod:`scdeal.model.joint_labels`)
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,14 +30,15 @@ import pandas as pd
 import torch
 from anndata import AnnData
 
-from .._io import jsonable, uns_safe
+from .._io import jsonable, summary_uns
 from .._system import usable_cores
 from ..data.gdsc import BulkData
 from ..errors import ScdealError
 from ..nn import FeatureExtractor, JointDrugNet, MultiDrugPredictor
 from . import _fitting as fitting
 from . import prepare as prep
-from ._model import ScDEAL, _torch_threads
+from ._ensemble import torch_threads
+from ._model import ScDEAL
 from ._progress import _Progress
 from ._training import subsample
 from .joint_labels import JointLabels, joint_labels
@@ -124,7 +125,7 @@ class JointScDEAL(ScDEAL):
             trained elsewhere (:meth:`train_member`, e.g. as Dask tasks); default: trained here,
             ``member_threads`` at a time.
         """
-        with PROCESS_LOCK, _torch_threads(self.config.num_threads):
+        with PROCESS_LOCK, torch_threads(self.config.num_threads):
             started = time.perf_counter()
             setup = self.setup(adata, drugs, bulk=bulk, gene_ids=gene_ids, progress=progress)
             if trained is None:
@@ -146,6 +147,10 @@ class JointScDEAL(ScDEAL):
             bulk = load_gdsc()
         if isinstance(drugs, str) or not len(drugs):
             raise ScdealError("give the joint model a list of drug names (at least one)")
+        if self.config.joint_transfer == "cells":
+            # The transfer moves the cell extractor alone, by MMD alone; recorded in the
+            # configuration the model is saved with.
+            self.config = self.config.replace(transfer_update="target_only", cluster_weight=0.0)
         bulk_expr, _, target, Xs = self._training_data(adata, bulk, gene_ids)
         labels = joint_labels(bulk, list(drugs), self.config, bulk_expr)
         self.drugs = labels.drugs
@@ -296,8 +301,7 @@ class JointScDEAL(ScDEAL):
         out.obsm[key_added] = mean.reindex(out.obs_names).astype(np.float32)
         out.obsm[f"{key_added}_sd"] = sd.reindex(out.obs_names).astype(np.float32)
         info = self.summary()
-        uns = uns_safe({k: v for k, v in info.items() if k != "reliability"})
-        uns["summary_json"] = json.dumps(info)
+        uns = summary_uns(info, leave_out=("reliability",))
         uns["reliability_json"] = self.reliability_table().to_json(orient="records")
         out.uns[f"{key_added}_model"] = uns
         return out if copy else None

@@ -158,7 +158,14 @@ def fit_stack(X: np.ndarray, y: np.ndarray, transfer: np.ndarray, *,
 
 
 def stack_line(report: dict) -> str:
-    """One line comparing the two sources on the labelled cells (``scdeal run`` prints it)."""
+    """One line comparing the two sources on the labelled cells (``scdeal run`` prints it).
+
+    Examples
+    --------
+    >>> stack_line({"n": 6, "flipped": False, "transfer_auroc_on_labelled": 0.889,
+    ...             "classifier_auroc_leave_one_out": None, "weight": 0.45})
+    'on the 6 labelled cells, transfer AUROC 0.889, classifier of those cells - (leave-one-out); combined with transfer weight 0.45'
+    """
     def fmt(v):
         return "-" if v is None else f"{v:.3f}"
 

@@ -1,48 +1,92 @@
-"""Figures of the downstream analyses: gene scores, attributions, trajectory, stability,
-enrichment."""
+"""Figures of the downstream analyses: gene scores, attributions, trajectory.
+
+Each reads what the matching :mod:`scdeal.tl` function wrote into an AnnData (the key it was
+given as ``key_added`` is this function's ``key``).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from anndata import AnnData
 from matplotlib.figure import Figure
 
-from ..errors import ScdealError
-from ._save import RESISTANT_COLOR, SENSITIVE_COLOR, new_figure
-from .predictions import category_palette, scatter_panel
+from ..errors import ScdealError, positional_as_keywords, warn_deprecated
+from ._save import RESISTANT_COLOR, SENSITIVE_COLOR, finish, require, resolve_show, start_figure
+from .predictions import _old_form_adata, basis_coordinates, category_palette, draw_scatter
 
 DIRECTION_COLORS = {"sensitive": SENSITIVE_COLOR, "resistant": RESISTANT_COLOR}
+DIRECTIONS = ("sensitive", "resistant")
 
 
-def gene_score_regression(scores: pd.DataFrame, correlations: pd.DataFrame,
-                          null: dict | None = None) -> Figure:
+def gene_score_regression(adata: AnnData, *args, key: str = "gene_scores",
+                          show: bool | None = None, save=None) -> Figure | None:
     """Predicted- vs truth-derived gene scores with a least-squares line, and the null
     distribution of r with the observed value, per direction.
 
+    Parameters
+    ----------
+    adata
+        Cells scored by :func:`scdeal.tl.gene_scores` with true labels: ``obs`` columns
+        ``sensitive_score_pred``, ``sensitive_score_true``, ``resistant_score_pred``,
+        ``resistant_score_true`` and ``uns[key]`` (``correlations``, ``null``).
+    key
+        The ``key_added`` of :func:`scdeal.tl.gene_scores`.
+    show, save
+        As in :func:`scdeal.pl.embedding` (``save``: a file path).
+
+    Returns
+    -------
+    The Figure (four panels), or ``None`` when shown.
+
+    ``gene_score_regression(scores, correlations, null)`` (tables first) is deprecated and will
+    be removed in scdeal 0.3.
+
     Examples
     --------
-    With the result ``res`` of :func:`scdeal.tl.gene_scores`, or tables of the same columns:
+    With the keys :func:`scdeal.tl.gene_scores` writes (here made up):
 
+    >>> import anndata
     >>> rng = np.random.default_rng(0)
-    >>> scores = pd.DataFrame(rng.random((30, 4)), columns=[
-    ...     "sensitive_score_pred", "sensitive_score_true", "resistant_score_pred",
-    ...     "resistant_score_true"])
-    >>> correlations = pd.DataFrame({"direction": ["sensitive", "resistant"],
-    ...                              "pearson_r": [0.6, 0.4], "p_empirical": [0.01, 0.2],
-    ...                              "n_null": [100, 100], "n_genes_pred": [50, 50],
-    ...                              "n_genes_true": [50, 50]})
-    >>> null = {"sensitive": rng.normal(0, 0.1, 100), "resistant": rng.normal(0, 0.1, 100)}
-    >>> len(gene_score_regression(scores, correlations, null).axes)
+    >>> adata = anndata.AnnData(rng.poisson(1, (50, 20)).astype("float32"))
+    >>> for name in ("sensitive_score_pred", "sensitive_score_true", "resistant_score_pred",
+    ...              "resistant_score_true"):
+    ...     adata.obs[name] = rng.random(50)
+    >>> adata.uns["gene_scores"] = {
+    ...     "correlations": pd.DataFrame({
+    ...         "direction": ["sensitive", "resistant"], "pearson_r": [0.6, 0.4],
+    ...         "p_empirical": [0.01, 0.2], "n_null": [100, 100], "n_genes_pred": [50, 50],
+    ...         "n_genes_true": [50, 50]}),
+    ...     "null": {"sensitive": rng.normal(0, 0.1, 100), "resistant": rng.normal(0, 0.1, 100)}}
+    >>> len(gene_score_regression(adata, show=False).axes)
     4
     """
+    if not isinstance(adata, AnnData):
+        warn_deprecated("scdeal.pl.gene_score_regression(scores, correlations, null)",
+                        "scdeal.pl.gene_score_regression(adata, key='gene_scores') after "
+                        "scdeal.tl.gene_scores(adata, ...)")
+        correlations = args[0]
+        null = (args[1] if len(args) > 1 else None) or {}
+        adata = _old_form_adata(adata)
+        adata.uns[key] = {"correlations": correlations, "null": dict(null)}
+        show = False if show is None else show
+    elif args:
+        raise TypeError(f"gene_score_regression() got unexpected arguments {args}")
+    require(adata, "uns", key)
+    correlations = pd.DataFrame(adata.uns[key].get("correlations"))
+    null = adata.uns[key].get("null") or {}
     if correlations.empty:
-        raise ScdealError("no gene-score correlations to draw (truth labels are needed)")
-    null = null or {}
-    fig = new_figure(8.5, 7.2)
+        raise ScdealError("no gene-score correlations to draw: scdeal.tl.gene_scores needs "
+                          "truth_key= for them")
+    for row in correlations.itertuples(index=False):
+        for source in ("pred", "true"):
+            require(adata, "obs", f"{row.direction}_score_{source}")
+    show = resolve_show(show)
+    fig = start_figure(8.5, 7.2, show)
     for i, row in enumerate(correlations.itertuples(index=False)):
         d = row.direction
-        x = scores[f"{d}_score_pred"].to_numpy(dtype=float)
-        y = scores[f"{d}_score_true"].to_numpy(dtype=float)
+        x = adata.obs[f"{d}_score_pred"].to_numpy(dtype=float)
+        y = adata.obs[f"{d}_score_true"].to_numpy(dtype=float)
         ok = np.isfinite(x) & np.isfinite(y)
         ax = fig.add_subplot(2, 2, 2 * i + 1)
         ax.scatter(x[ok], y[ok], s=12, color=DIRECTION_COLORS[d], alpha=0.7, linewidths=0)
@@ -64,33 +108,71 @@ def gene_score_regression(scores: pd.DataFrame, correlations: pd.DataFrame,
         ax2.set_title(f"{d}: r of random gene sets of the same size", fontsize=9)
         ax2.set_xlabel("Pearson r with the truth-derived score", fontsize=8)
         ax2.legend(fontsize=7)
-    return fig
+    return finish(fig, fig, show=show, save=save)
 
 
-def attribution_heatmap(attr, sensitive_genes, resistant_genes, *, n_top: int = 20,
+def attribution_heatmap(attr: AnnData, *args, key: str = "critical_genes", n_top: int = 20,
                         layer: str = "ig_sensitive", label_key: str = "sens_label",
-                        truth_key: str | None = None) -> Figure:
+                        truth_key: str | None = None, show: bool | None = None, save=None
+                        ) -> Figure | None:
     """Heatmap of the attributions of the top critical genes; cells ordered by predicted
     label, then by P(sensitive). Colours are clipped at the 99th percentile of |value|.
 
+    Parameters
+    ----------
+    attr
+        The attribution AnnData of :func:`scdeal.tl.integrated_gradients` after
+        :func:`scdeal.tl.critical_genes` (``uns[key]['sensitive']`` and ``['resistant']``
+        list the genes; ``layers[layer]`` the attributions; ``obs[label_key]`` the
+        predicted label and ``obs['sens_preds']`` the probability).
+    key
+        The ``key_added`` of :func:`scdeal.tl.critical_genes`.
+    n_top
+        Genes drawn per direction.
+    layer, label_key, truth_key
+        Attribution layer; predicted-label column; optional true-label column (a second strip).
+    show, save
+        As in :func:`scdeal.pl.embedding` (``save``: a file path).
+
+    Returns
+    -------
+    The Figure (label strip, heatmap, colour bar), or ``None`` when shown.
+
+    ``attribution_heatmap(attr, sensitive_genes, resistant_genes, ...)`` (gene lists by
+    position) is deprecated and will be removed in scdeal 0.3.
+
     Examples
     --------
-    With ``attr`` from :func:`scdeal.tl.integrated_gradients` and ``cg`` from
-    :func:`scdeal.tl.critical_genes` (``cg.sensitive["gene"]``, ``cg.resistant["gene"]``), or:
-
-    >>> from anndata import AnnData
+    >>> import anndata
     >>> rng = np.random.default_rng(0)
-    >>> obs = pd.DataFrame({"sens_label": [1, 0] * 5, "sens_preds": rng.random(10)},
-    ...                    index=[f"c{i}" for i in range(10)])
-    >>> attr = AnnData(obs=obs,
-    ...                var=pd.DataFrame(index=["G1", "G2", "G3"]))
-    >>> attr.layers["ig_sensitive"] = rng.normal(size=(10, 3))
-    >>> len(attribution_heatmap(attr, ["G1"], ["G2", "G3"]).axes)  # strip, heatmap, colour bar
+    >>> attr = anndata.AnnData(rng.normal(size=(50, 20)).astype("float32"))
+    >>> attr.layers["ig_sensitive"] = attr.X
+    >>> attr.obs["sens_label"] = [1, 0] * 25
+    >>> attr.obs["sens_preds"] = rng.random(50)
+    >>> attr.uns["critical_genes"] = {"sensitive": pd.DataFrame({"gene": ["0", "1"]}),
+    ...                               "resistant": pd.DataFrame({"gene": ["2"]})}
+    >>> len(attribution_heatmap(attr, show=False).axes)  # strip, heatmap, colour bar
     3
     """
-    genes = list(dict.fromkeys(list(sensitive_genes)[:n_top] + list(resistant_genes)[:n_top]))
+    if args:
+        if len(args) != 2:
+            raise TypeError("attribution_heatmap() takes attr and keywords (or, deprecated, "
+                            "attr, sensitive_genes, resistant_genes)")
+        warn_deprecated("scdeal.pl.attribution_heatmap(attr, sensitive_genes, resistant_genes)",
+                        "scdeal.pl.attribution_heatmap(attr, key='critical_genes') after "
+                        "scdeal.tl.critical_genes(attr)")
+        sensitive, resistant = list(args[0]), list(args[1])
+        show = False if show is None else show
+    else:
+        require(attr, "uns", key)
+        sensitive, resistant = (list(pd.DataFrame(attr.uns[key][d])["gene"])
+                                if d in attr.uns[key] and len(attr.uns[key][d]) else []
+                                for d in DIRECTIONS)
+    genes = list(dict.fromkeys(sensitive[:n_top] + resistant[:n_top]))
     if not genes:
         raise ScdealError("no critical genes to draw")
+    require(attr, "layers", layer)
+    require(attr, "obs", label_key)
     obs = attr.obs
     prob = pd.to_numeric(obs.get("sens_preds", pd.Series(0.0, index=obs.index)),
                          errors="coerce").to_numpy()
@@ -98,15 +180,16 @@ def attribution_heatmap(attr, sensitive_genes, resistant_genes, *, n_top: int = 
     order = np.lexsort((prob, label))
     values = np.asarray(attr[:, genes].layers[layer])[order].T
     limit = float(np.nanpercentile(np.abs(values), 99)) or 1.0
-    n_s = len([g for g in list(sensitive_genes)[:n_top]])
+    n_s = len(sensitive[:n_top])
     rows = [label[order]]
     names = ["predicted"]
-    if truth_key and truth_key in obs:
+    if truth_key:
+        require(attr, "obs", truth_key, "give the obs column of the true labels")
         rows.append(pd.to_numeric(obs[truth_key].astype(object),
                                   errors="coerce").to_numpy()[order])
         names.append("truth")
-    height = 2.2 + 0.16 * (len(genes) + 2 * len(names))
-    fig = new_figure(9, height)
+    show = resolve_show(show)
+    fig = start_figure(9, 2.2 + 0.16 * (len(genes) + 2 * len(names)), show)
     grid = fig.add_gridspec(2, 1, height_ratios=[2 * len(names), len(genes)])
     strip = fig.add_subplot(grid[0])
     from matplotlib.colors import ListedColormap
@@ -125,54 +208,87 @@ def attribution_heatmap(attr, sensitive_genes, resistant_genes, *, n_top: int = 
     ax.set_xlabel("cells (ordered by predicted label, then P(sensitive))", fontsize=8)
     ax.set_xticks([])
     fig.colorbar(image, ax=ax, shrink=0.6, label="integrated gradient")
-    return fig
+    return finish(fig, fig, show=show, save=save)
 
 
-def trajectory_panels(traj, groupby: str, *, keys=("rest_preds",), n_cols: int = 3) -> Figure:
+def trajectory_panels(adata: AnnData, *args, groupby: str | None = None,
+                      keys=("rest_preds",), key: str = "scdeal_trajectory", n_cols: int = 3,
+                      show: bool | None = None, save=None) -> Figure | None:
     """Force-directed layout coloured by group, pseudotime and ``keys``; the PAGA graph; and
     pseudotime against each key (Pearson r in the titles).
 
+    Parameters
+    ----------
+    adata
+        The result of :func:`scdeal.tl.trajectory`: ``uns[key]`` (its settings, with the
+        layout's ``obsm`` key), ``uns['paga']``, ``obs['dpt_pseudotime']`` (with a root).
+    groupby
+        The cell groups (default: the ``groupby`` the trajectory was computed with).
+    keys
+        Numeric obs columns to draw on the layout and against pseudotime.
+    key
+        The ``key_added`` of :func:`scdeal.tl.trajectory`.
+    n_cols
+        Panels per row.
+    show, save
+        As in :func:`scdeal.pl.embedding` (``save``: a file path).
+
+    Returns
+    -------
+    The Figure, or ``None`` when shown.
+
+    ``trajectory_panels(traj, groupby)`` (groupby by position) is deprecated and will be
+    removed in scdeal 0.3.
+
     Examples
     --------
-    With ``traj`` from :func:`scdeal.tl.trajectory` (in use: ``"cell_color"``):
-
-    >>> from anndata import AnnData
+    >>> import anndata
     >>> from scdeal.tl import cell_graph, trajectory
     >>> rng = np.random.default_rng(0)
-    >>> expr = AnnData(rng.normal(size=(60, 30)).astype(np.float32),
-    ...                obs=pd.DataFrame({"state": pd.Categorical(["a", "b", "c"] * 20),
-    ...                                  "rest_preds": rng.random(60)},
-    ...                                 index=[f"c{i}" for i in range(60)]))
-    >>> traj = trajectory(cell_graph(expr), groupby="state", root="a")
-    >>> fig = trajectory_panels(traj, "state", keys=["rest_preds"])
+    >>> adata = anndata.AnnData(rng.normal(size=(60, 30)).astype("float32"))
+    >>> adata.obs["state"] = pd.Categorical(["a", "b", "c"] * 20)
+    >>> adata.obs["rest_preds"] = rng.random(60)
+    >>> traj = trajectory(cell_graph(adata), groupby="state", root="a")
+    >>> fig = trajectory_panels(traj, keys=["rest_preds"], show=False)
     >>> len(fig.axes) >= 4
     True
     """
-    info = traj.uns.get("scdeal_trajectory", {})
-    layout = info.get("layout", "X_draw_graph_fr")
-    coords = traj.obsm[layout]
-    has_time = "dpt_pseudotime" in traj.obs
-    keys = [k for k in keys if k in traj.obs]
-    panels = [(traj.obs[groupby], f"group ({groupby})", False, "viridis")]
+    if args:
+        groupby = positional_as_keywords("trajectory_panels", args, ("groupby",))["groupby"]
+        # The old form skipped keys the data did not have.
+        keys = [k for k in keys if k in adata.obs]
+        show = False if show is None else show
+    require(adata, "uns", key)
+    info = adata.uns[key]
+    groupby = groupby or info.get("groupby")
+    require(adata, "obs", groupby or "groupby", "give the obs column of the groups as groupby=")
+    require(adata, "uns", "paga", "run scdeal.tl.trajectory(graph, groupby) first")
+    coords, label = basis_coordinates(adata, str(info.get("layout", "X_draw_graph_fr")))
+    has_time = "dpt_pseudotime" in adata.obs
+    keys = list(keys)
+    for name in keys:
+        require(adata, "obs", name, "give numeric obs columns as keys=")
+    obs = adata.obs
+    panels = [(obs[groupby], f"group ({groupby})", False, "viridis")]
     if has_time:
-        panels.append((traj.obs["dpt_pseudotime"], "diffusion pseudotime", True, "viridis"))
-    panels += [(traj.obs[k], k, True, "RdBu_r" if "preds" in k else "viridis") for k in keys]
+        panels.append((obs["dpt_pseudotime"], "diffusion pseudotime", True, "viridis"))
+    panels += [(obs[k], k, True, "RdBu_r" if "preds" in k else "viridis") for k in keys]
     n_scatter = len(keys) if has_time else 0
     n_map_rows = -(-(len(panels) + 1) // n_cols)
     n_rows = n_map_rows + -(-n_scatter // n_cols)
-    fig = new_figure(4.2 * n_cols, 3.7 * n_rows)
-    basis = "FA" if layout.endswith("_fa") else "FR"
+    show = resolve_show(show)
+    fig = start_figure(4.2 * n_cols, 3.7 * n_rows, show)
     for i, (values, title, continuous, cmap) in enumerate(panels):
-        scatter_panel(fig.add_subplot(n_rows, n_cols, i + 1), coords, values, title,
-                      continuous=continuous, cmap=cmap, basis=basis)
-    _paga_graph(fig.add_subplot(n_rows, n_cols, len(panels) + 1), traj, groupby, coords)
+        draw_scatter(fig.add_subplot(n_rows, n_cols, i + 1), coords, values, title,
+                     continuous=continuous, cmap=cmap, basis=label)
+    _paga_graph(fig.add_subplot(n_rows, n_cols, len(panels) + 1), adata, groupby, coords)
     if n_scatter:
-        t = traj.obs["dpt_pseudotime"].to_numpy(dtype=float)
-        labels, palette = category_palette(traj.obs[groupby].reset_index(drop=True))
+        t = obs["dpt_pseudotime"].to_numpy(dtype=float)
+        labels, palette = category_palette(obs[groupby].reset_index(drop=True))
         groups = labels.to_numpy()
-        for j, key in enumerate(keys):
+        for j, name in enumerate(keys):
             ax = fig.add_subplot(n_rows, n_cols, n_map_rows * n_cols + j + 1)
-            v = pd.to_numeric(traj.obs[key], errors="coerce").to_numpy(dtype=float)
+            v = pd.to_numeric(obs[name], errors="coerce").to_numpy(dtype=float)
             ok = np.isfinite(t) & np.isfinite(v)
             for g, color in palette.items():
                 m = ok & (groups == g)
@@ -180,11 +296,11 @@ def trajectory_panels(traj, groupby: str, *, keys=("rest_preds",), n_cols: int =
                     ax.scatter(t[m], v[m], s=10, color=color, label=g, linewidths=0)
             if ok.sum() > 2:
                 r = np.corrcoef(t[ok], v[ok])[0, 1]
-                ax.set_title(f"{key} vs pseudotime (Pearson r = {r:.3f})", fontsize=9)
+                ax.set_title(f"{name} vs pseudotime (Pearson r = {r:.3f})", fontsize=9)
             ax.set_xlabel("diffusion pseudotime", fontsize=8)
-            ax.set_ylabel(key, fontsize=8)
+            ax.set_ylabel(name, fontsize=8)
             ax.legend(fontsize=6, frameon=False, title=groupby, title_fontsize=6)
-    return fig
+    return finish(fig, fig, show=show, save=save)
 
 
 def _paga_graph(ax, traj, groupby: str, coords: np.ndarray) -> None:
@@ -212,60 +328,3 @@ def _paga_graph(ax, traj, groupby: str, coords: np.ndarray) -> None:
     ax.set_title(f"PAGA on {groupby} (edge width: connectivity)", fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
-
-
-def stability_boxplot(runs: pd.DataFrame, metrics=("auroc", "ap", "f1", "f1_weighted",
-                                                     "mcc", "balanced_accuracy")) -> Figure:
-    """Box plot (with the individual repeats) of each metric over the stability repeats.
-
-    Examples
-    --------
-    >>> fig = stability_boxplot(pd.DataFrame({"auroc": [0.8, 0.85, 0.9]}))
-    """
-    metrics = [m for m in metrics if m in runs and runs[m].notna().any()]
-    if not metrics:
-        raise ScdealError("no metrics to draw in the stability table")
-    fig = new_figure(1.1 * len(metrics) + 2, 4)
-    ax = fig.add_subplot()
-    data = [pd.to_numeric(runs[m], errors="coerce").dropna().to_numpy() for m in metrics]
-    ax.boxplot(data, tick_labels=metrics, showmeans=True)
-    rng = np.random.default_rng(0)
-    for i, values in enumerate(data, start=1):
-        ax.scatter(i + rng.uniform(-0.12, 0.12, values.size), values, s=12, color="black",
-                   alpha=0.6, zorder=3)
-    ax.set_ylabel("value over repeats")
-    ax.set_title(f"stability: {len(runs)} repeats, stratified subsamples", fontsize=10)
-    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-    return fig
-
-
-def enrichment_barplot(table: pd.DataFrame, title: str, n_terms: int = 15) -> Figure:
-    """Horizontal bars of -log10 adjusted p for the top terms (dashed line at 0.05).
-
-    Examples
-    --------
-    With a table from :func:`scdeal.tl.over_representation`, or one of its columns:
-
-    >>> table = pd.DataFrame({"term": ["APOPTOSIS", "MYC_TARGETS"], "description": ["", ""],
-    ...                       "pvalue": [1e-4, 0.02], "pvalue_adj": [2e-4, 0.04],
-    ...                       "overlap": [8, 5], "set_size": [160, 200]})
-    >>> [t.get_text() for t in enrichment_barplot(table, "hallmark").axes[0].get_yticklabels()]
-    ['MYC_TARGETS', 'APOPTOSIS']
-    """
-    if table.empty:
-        raise ScdealError(f"no enrichment results to draw for {title}")
-    top = table.sort_values(["pvalue_adj", "pvalue"], kind="stable").head(n_terms).iloc[::-1]
-    labels = [(f"{t} {d}" if d and not str(d).startswith("http") else str(t))[:70]
-              for t, d in zip(top["term"], top["description"], strict=True)]
-    fig = new_figure(8, 1.2 + 0.28 * len(top))
-    ax = fig.add_subplot()
-    value = -np.log10(np.clip(top["pvalue_adj"].to_numpy(dtype=float), 1e-300, 1))
-    ax.barh(range(len(top)), value, color="#4c72b0")
-    ax.set_yticks(range(len(top)), labels, fontsize=7)
-    ax.axvline(-np.log10(0.05), linestyle="--", color="grey")
-    for i, (o, s) in enumerate(zip(top["overlap"], top["set_size"], strict=True)):
-        ax.annotate(f"{o}/{s}", (value[i], i), fontsize=6, va="center",
-                    xytext=(2, 0), textcoords="offset points")
-    ax.set_xlabel("-log10 BH-adjusted p")
-    ax.set_title(title, fontsize=9)
-    return fig

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from ..errors import ScdealError
-from ._save import new_figure
+from ._save import finish, resolve_show, start_axes
 
 
 def screen_heatmap(groups: pd.DataFrame, drugs: pd.DataFrame | None = None, *,
-                   value: str = "mean_p", title: str | None = None,
-                   max_drugs: int = 50) -> Figure:
+                   value: str = "mean_p", title: str | None = None, max_drugs: int = 50,
+                   ax=None, show: bool | None = None, save=None):
     """Heatmap of a screen's ``groups.csv``: one row per cell group, one column per drug.
+
+    A drug screen's result is a table of groups x drugs rather than per-cell data, so this
+    plot takes the table (and the ``drugs.csv`` verdicts) first; like every scdeal plot it
+    takes ``ax=``, ``show=`` and ``save=`` (a file path) and returns the Axes (``None`` when
+    shown; scdeal 0.1 returned the Figure, now ``ax.figure``).
 
     Colour is ``value`` (mean P(sensitive) by default; red = sensitive, blue = resistant,
     white = 0.5). Drugs whose fit was not flagged reliable in ``drugs`` (a screen's
@@ -26,8 +30,8 @@ def screen_heatmap(groups: pd.DataFrame, drugs: pd.DataFrame | None = None, *,
     >>> groups = pd.DataFrame({"group": ["0", "0", "1", "1"], "drug": ["A", "B", "A", "B"],
     ...                        "mean_p": [0.9, 0.2, 0.4, 0.3]})
     >>> drugs = pd.DataFrame({"drug": ["A", "B"], "reliable": [True, False]})
-    >>> fig = screen_heatmap(groups, drugs)
-    >>> [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    >>> ax = screen_heatmap(groups, drugs, show=False)
+    >>> [t.get_text() for t in ax.get_xticklabels()]
     ['A', 'B *']
     """
     missing = {"group", "drug", value} - set(groups.columns)
@@ -50,8 +54,8 @@ def screen_heatmap(groups: pd.DataFrame, drugs: pd.DataFrame | None = None, *,
         note = f"\nthe {max_drugs} of {n_all} drugs that differ most between groups"
     matrix = matrix[matrix.mean(axis=0).sort_values(ascending=False).index]
     n_groups, n_drugs = matrix.shape
-    fig = new_figure(max(4.0, 1.2 + 0.38 * n_drugs), max(2.5, 1.3 + 0.32 * n_groups))
-    ax = fig.add_subplot()
+    show = resolve_show(show)
+    ax = start_axes(ax, max(4.0, 1.2 + 0.38 * n_drugs), max(2.5, 1.3 + 0.32 * n_groups), show)
     image = ax.imshow(matrix.to_numpy(dtype=float), cmap="RdBu_r", vmin=0.0, vmax=1.0,
                       aspect="auto", interpolation="nearest")
     for j, drug in enumerate(matrix.columns):
@@ -63,9 +67,9 @@ def screen_heatmap(groups: pd.DataFrame, drugs: pd.DataFrame | None = None, *,
     ax.set_yticks(np.arange(n_groups), [str(g) for g in matrix.index], fontsize=8)
     ax.set_xlabel("drug" + ("  (* not flagged reliable)" if unreliable else ""))
     ax.set_ylabel("cell group")
-    fig.colorbar(image, ax=ax, shrink=0.8, label=value.replace("_", " "))
+    ax.figure.colorbar(image, ax=ax, shrink=0.8, label=value.replace("_", " "))
     ax.set_title((title or "scdeal screen: mean P(sensitive) per group") + note, fontsize=10)
-    return fig
+    return finish(ax.figure, ax, show=show, save=save)
 
 
 def _hatch(column: int, n_rows: int):

@@ -1,11 +1,23 @@
 """Interpretation and the paper's downstream analyses (scanpy-style ``tl``).
 
-- :func:`integrated_gradients`: attributions of both outputs to every gene (captum);
-- :func:`critical_genes`: genes whose attributions differ between predicted groups;
+The tools take the AnnData first and write their results into it under documented keys
+(``key_added``, which the matching :mod:`scdeal.pl` plot reads as ``key``), and return them:
+
+- :func:`integrated_gradients` (``adata, model``): attributions of both outputs to every
+  gene (captum), returned as an AnnData of the model's genes; ``uns['integrated_gradients']``;
+- :func:`critical_genes` (``attr``): genes whose attributions differ between predicted groups;
+  ``attr.uns['critical_genes']``;
 - :func:`gene_scores`: sensitive/resistant gene scores from predicted and true groups;
-- :func:`stability_test`: retraining on stratified 80% subsamples;
-- :func:`cell_graph`, :func:`trajectory`: UMAP, diffusion pseudotime, PAGA, layout;
-- :func:`over_representation` with :func:`read_gmt` / :func:`read_regulons`: enrichment;
+  ``obs['*_score_pred|true']``, ``uns['gene_scores']``;
+- :func:`stability_test`: retraining on stratified 80% subsamples; ``uns['scdeal_stability']``;
+- :func:`cell_graph`, :func:`trajectory`: UMAP, diffusion pseudotime, PAGA, layout (each
+  returns a new AnnData holding the keys; ``uns['scdeal_graph']``, ``uns['scdeal_trajectory']``);
+- :func:`pseudotime_correlations`: ``uns['pseudotime_correlations']``.
+
+Helpers on gene lists, tables and arrays rather than cells (no AnnData, nothing written):
+:func:`over_representation` with :func:`read_gmt` / :func:`read_regulons` (enrichment),
+:func:`write_attributions`, :func:`rank_attributions`, :func:`adjust_pvalues`,
+:func:`empirical_pvalue`, :func:`stratified_subsample`, :func:`choose_root`.
 """
 
 from .attribution import AttributionConfig, integrated_gradients, write_attributions

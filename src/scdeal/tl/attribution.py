@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from anndata import AnnData
 
-from ..errors import ScdealError
+from ..errors import ScdealError, warn_deprecated
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,15 @@ class AttributionConfig:
         outputs are probabilities, so this is an absolute error on the [0, 1] scale); above it
         a warning suggests more steps. On the PLX4720 case (1,449 genes, a 5-model ensemble)
         50 Gauss-Legendre steps give a median error of 0.0008 and a maximum of 0.012.
+
+    Examples
+    --------
+    >>> AttributionConfig(n_steps=100).method
+    'gausslegendre'
+    >>> AttributionConfig(baseline="noise")
+    Traceback (most recent call last):
+    ...
+    scdeal.errors.ScdealError: baseline must be one of zero_expression, mean_cell, got 'noise'
     """
 
     n_steps: int = 50
@@ -101,21 +110,25 @@ def baseline_vector(model, adata: AnnData, kind: Baseline = "zero_expression") -
     return base.astype(np.float32)
 
 
-def integrated_gradients(model, adata: AnnData, config: AttributionConfig | None = None, *,
-                         obs: pd.DataFrame | None = None) -> AnnData:
+def integrated_gradients(adata: AnnData, model, config: AttributionConfig | None = None, *,
+                         obs: pd.DataFrame | None = None,
+                         key_added: str = UNS_KEY) -> AnnData:
     """Attribute both outputs of ``model`` to every input gene, for every cell of ``adata``.
 
     Parameters
     ----------
+    adata
+        The cells, as given to :meth:`ScDEAL.predict` (raw input; the model prepares it).
     model
         A fitted :class:`scdeal.model.ScDEAL` (an ensemble is attributed as the average of its
         members' probabilities, which is what it predicts).
-    adata
-        The cells, as given to :meth:`ScDEAL.predict` (raw input; the model prepares it).
     config
         :class:`AttributionConfig`; default 50 Gauss-Legendre steps, zero-expression baseline.
     obs
         Cell annotations to copy into the result (default ``adata.obs``), e.g. the predictions.
+    key_added
+        uns key of the settings and completeness summary, in ``adata`` and in the result
+        (default ``integrated_gradients``).
 
     Returns
     -------
@@ -127,19 +140,36 @@ def integrated_gradients(model, adata: AnnData, config: AttributionConfig | None
         is copied and gains ``ig_output_sensitive`` (F(x)),
         ``ig_baseline_sensitive`` (F(baseline)) and ``ig_delta_sensitive`` /
         ``ig_delta_resistant`` (completeness errors); ``var['baseline']`` is the baseline;
-        ``uns['integrated_gradients']`` the settings and the largest error.
+        ``uns[key_added]`` the settings and the largest error.
+
+        The attributions are a separate AnnData because their genes are the model's, not
+        ``adata``'s. Written into ``adata``: ``adata.uns[key_added]`` only (the same summary:
+        settings, drug, ``max_abs_delta``, ``passed``).
+
+    ``integrated_gradients(model, adata, ...)`` (model first) is deprecated and will be
+    removed in scdeal 0.3.
 
     Examples
     --------
-    Not run here: it needs a fitted model (tests/test_tl_attribution.py trains a small one).
+    A tiny untrained network stands in for a fitted model here (``model.fit`` in use):
 
-    >>> attr = integrated_gradients(model, adata, obs=predictions.obs)   # doctest: +SKIP
-    >>> write_attributions(attr, "attr_integrated_gradient.h5ad")         # doctest: +SKIP
+    >>> import anndata
+    >>> from scdeal.tl._examples import tiny_model
+    >>> adata = anndata.AnnData(np.random.default_rng(0).poisson(1, (50, 20)).astype("float32"))
+    >>> attr = integrated_gradients(adata, tiny_model(adata), AttributionConfig(n_steps=8))
+    >>> attr.shape, sorted(attr.layers), adata.uns["integrated_gradients"]["n_steps"]
+    ((50, 20), ['ig_resistant', 'ig_sensitive', 'input'], 8)
+    >>> write_attributions(attr, "attr_integrated_gradient.h5ad")
     """
     from captum.attr import IntegratedGradients
 
     from ..nn import SensitivityProbability
 
+    user_adata = adata
+    if not isinstance(adata, AnnData) and isinstance(model, AnnData):
+        warn_deprecated("scdeal.tl.integrated_gradients(model, adata, ...)",
+                        "scdeal.tl.integrated_gradients(adata, model, ...)")
+        adata, model, user_adata = model, adata, None  # the old form wrote nothing into adata
     config = config or AttributionConfig()
     if not getattr(model, "is_fitted", False):
         raise ScdealError("integrated gradients need a trained model: fit it or load a run")
@@ -184,12 +214,14 @@ def integrated_gradients(model, adata: AnnData, config: AttributionConfig | None
     result.layers[SENSITIVE_LAYER] = attr[1]
     result.layers[RESISTANT_LAYER] = attr[0]
     result.layers[INPUT_LAYER] = X
-    result.uns[UNS_KEY] = {
+    result.uns[key_added] = {
         **asdict(config), "max_abs_delta": max_delta, "passed": max_delta <= config.tolerance,
         "drug": str(model.drug), "X": SENSITIVE_LAYER,
         "targets": {SENSITIVE_LAYER: "softmax probability of sensitive (output 1)",
                     RESISTANT_LAYER: "softmax probability of resistant (output 0)"},
     }
+    if user_adata is not None:
+        user_adata.uns[key_added] = dict(result.uns[key_added])
     return result
 
 

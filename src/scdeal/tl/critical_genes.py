@@ -66,6 +66,11 @@ class CriticalGeneConfig:
     min_effect
         Smallest Cohen's d kept; 0.8 is Cohen's "large" effect, standing in for the paper's
         log-fold change > 1 (a doubling), which signed attributions do not have.
+
+    Examples
+    --------
+    >>> CriticalGeneConfig(correction="bh").alpha
+    0.05
     """
 
     alpha: float = 0.05
@@ -81,7 +86,17 @@ class CriticalGeneConfig:
 
 @dataclass
 class CriticalGenes:
-    """The per-gene test table (every gene) and the two lists of critical genes."""
+    """The per-gene test table (every gene) and the two lists of critical genes.
+
+    Examples
+    --------
+    Made by :func:`critical_genes`; by hand:
+
+    >>> cg = CriticalGenes(pd.DataFrame({"gene": ["G1"]}), pd.DataFrame({"gene": []}),
+    ...                    pd.DataFrame({"gene": ["G1", "G2"]}), CriticalGeneConfig())
+    >>> cg.summary()["n_sensitive"], cg.summary()["n_genes_tested"]
+    (1, 2)
+    """
 
     sensitive: pd.DataFrame
     resistant: pd.DataFrame
@@ -195,7 +210,8 @@ def predicted_sensitive(obs: pd.DataFrame, key: str = "sens_label") -> np.ndarra
 
 
 def critical_genes(attr: AnnData, config: CriticalGeneConfig | None = None, *,
-                   label_key: str = "sens_label") -> CriticalGenes:
+                   label_key: str = "sens_label", key_added: str = "critical_genes"
+                   ) -> CriticalGenes:
     """Sensitive and resistant critical genes from an attribution AnnData.
 
     Parameters
@@ -207,6 +223,9 @@ def critical_genes(attr: AnnData, config: CriticalGeneConfig | None = None, *,
         Thresholds (:class:`CriticalGeneConfig`).
     label_key
         Predicted-label column.
+    key_added
+        uns key of the results in ``attr`` (default ``critical_genes``; the key
+        :func:`scdeal.pl.attribution_heatmap` reads).
 
     Returns
     -------
@@ -215,6 +234,9 @@ def critical_genes(attr: AnnData, config: CriticalGeneConfig | None = None, *,
         the module docstring); ``tests``: every gene's test, effect sizes, the mean
         attributions of both outputs in S and R, and ``input_diff`` (mean standardised input,
         S minus R).
+
+        Written into ``attr``: ``attr.uns[key_added]``, a dict of the tables ``sensitive``,
+        ``resistant`` and ``tests`` and of ``params`` (:meth:`CriticalGenes.summary`).
 
     Examples
     --------
@@ -233,6 +255,8 @@ def critical_genes(attr: AnnData, config: CriticalGeneConfig | None = None, *,
     >>> cg = critical_genes(attr)
     >>> cg.sensitive["gene"].tolist(), cg.resistant["gene"].tolist()
     (['G1'], [])
+    >>> attr.uns["critical_genes"]["sensitive"]["gene"].tolist()
+    ['G1']
     """
     config = config or CriticalGeneConfig()
     for layer in (SENSITIVE_LAYER, RESISTANT_LAYER, INPUT_LAYER):
@@ -240,6 +264,7 @@ def critical_genes(attr: AnnData, config: CriticalGeneConfig | None = None, *,
             raise ScdealError(f"the attribution data have no layer {layer!r}; compute them with "
                               "scdeal.tl.integrated_gradients")
     sens = predicted_sensitive(attr.obs, label_key)
+    target = attr  # the AnnData the results are written into (attr is subset below)
     inputs = np.asarray(attr.layers[INPUT_LAYER], dtype=np.float64)
     # A gene with the same input in every cell cannot tell cells apart; its attributions
     # ((input - baseline) x gradient) still vary with the gradient, so it is not tested.
@@ -261,5 +286,8 @@ def critical_genes(attr: AnnData, config: CriticalGeneConfig | None = None, *,
     for offset, (name, values) in enumerate(extra.items()):
         tests.insert(9 + offset, name, values[order])
     sensitive, resistant = select_critical(tests, config)
-    return CriticalGenes(sensitive, resistant, tests, config,
-                         n_constant=int((~varying).sum()))
+    result = CriticalGenes(sensitive, resistant, tests, config,
+                           n_constant=int((~varying).sum()))
+    target.uns[key_added] = {"sensitive": sensitive, "resistant": resistant, "tests": tests,
+                             "params": result.summary()}
+    return result

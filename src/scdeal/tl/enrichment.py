@@ -39,7 +39,14 @@ COLUMNS = ["collection", "term", "description", "overlap", "set_size", "query_si
 
 @dataclass
 class GeneSets:
-    """A named collection of gene sets: term -> genes, plus a description per term."""
+    """A named collection of gene sets: term -> genes, plus a description per term.
+
+    Examples
+    --------
+    >>> sets = GeneSets("demo", {"A": ["G1", "G2"], "B": ["G3"]})
+    >>> len(sets), sets.sets["A"]
+    (2, ['G1', 'G2'])
+    """
 
     name: str
     sets: dict[str, list[str]]

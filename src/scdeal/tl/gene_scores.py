@@ -16,14 +16,14 @@ computed, not typed into a figure.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 from scipy import stats
 
-from ..errors import ScdealError
+from ..errors import ScdealError, warn_deprecated
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,11 @@ class GeneScoreConfig:
         ``scanpy.tl.score_genes`` control genes per bin and number of expression bins.
     seed
         Seed of the random gene sets and of score_genes' control genes.
+
+    Examples
+    --------
+    >>> GeneScoreConfig(n_null=0).n_top
+    50
     """
 
     n_top: int = 50
@@ -66,7 +71,15 @@ class GeneScoreConfig:
 
 @dataclass
 class GeneScores:
-    """Per-cell scores, the gene sets behind them, and the predicted-vs-truth comparison."""
+    """Per-cell scores, the gene sets behind them, and the predicted-vs-truth comparison.
+
+    Examples
+    --------
+    Made by :func:`gene_scores`; by hand:
+
+    >>> GeneScores(pd.DataFrame(), pd.DataFrame(), pd.DataFrame()).config.n_null
+    1000
+    """
 
     scores: pd.DataFrame
     gene_sets: pd.DataFrame
@@ -171,22 +184,29 @@ def null_correlations(expr: AnnData, truth_score: np.ndarray, set_size: int,
     return out
 
 
-def gene_scores(expr: AnnData, predicted: pd.Series, truth: pd.Series | None = None,
-                config: GeneScoreConfig | None = None) -> GeneScores:
+def gene_scores(adata: AnnData, label_key: str = "sens_label", truth_key: str | None = None,
+                config: GeneScoreConfig | None = None, *, label_map: dict | None = None,
+                key_added: str = "gene_scores") -> GeneScores:
     """Gene scores from predicted (and true) groups and their agreement.
 
     Parameters
     ----------
-    expr
-        Normalised expression, cells x genes (e.g. ``model.prepare_target(adata)``); the same
-        matrix is used for both groupings. It is not modified.
-    predicted
-        Predicted label per cell (1 = sensitive, 0 = resistant), indexed by cell.
-    truth
-        True label per cell, or ``None``; cells with a missing label are left out of the truth
-        ranking but still scored.
+    adata
+        Normalised expression, cells x genes (e.g. ``model.prepare_target(adata)`` with the
+        predictions copied into its obs); the same matrix is used for both groupings.
+    label_key
+        obs column of the predicted label (1 = sensitive, 0 = resistant; ``model.predict``
+        writes ``sens_label``).
+    truth_key
+        obs column of the true labels, or ``None``; cells with a missing label are left out of
+        the truth ranking but still scored.
     config
         :class:`GeneScoreConfig`.
+    label_map
+        How the truth's values map to 1 / 0 (default: 1/0, sensitive/resistant and the like).
+    key_added
+        uns key of the gene sets and correlations (default ``gene_scores``; the key
+        :func:`scdeal.pl.gene_score_regression` reads).
 
     Returns
     -------
@@ -196,26 +216,61 @@ def gene_scores(expr: AnnData, predicted: pd.Series, truth: pd.Series | None = N
         per direction the set sizes, Pearson r and its parametric p, the null's mean and SD,
         and the empirical p; ``null``: the null r values per direction.
 
+        Written into ``adata``: ``obs['sensitive_score_pred']``, ``obs['resistant_score_pred']``
+        (and, with ``truth_key``, ``obs['sensitive_score_true']``,
+        ``obs['resistant_score_true']``; these names do not depend on ``key_added``) and
+        ``uns[key_added]``: a dict of ``gene_sets``, ``correlations``, ``null`` and ``params``.
+
+    ``gene_scores(expr, predicted, truth, config)`` (label Series instead of obs keys) is
+    deprecated and will be removed in scdeal 0.3; it writes nothing into ``expr``.
+
     Examples
     --------
-    In use: ``gene_scores(model.prepare_target(adata), adata.obs["sens_label"],
-    adata.obs["response"])``. On 60 synthetic cells where 10 genes are up in each true group
-    and the predictions swap two cells:
+    In use: ``gene_scores(expr, "sens_label", "response")`` on the prepared expression with the
+    predictions in its obs. On 60 synthetic cells where 10 genes are up in each true group and
+    the predictions swap two cells:
 
     >>> rng = np.random.default_rng(0)
-    >>> truth = pd.Series(np.r_[np.ones(30, int), np.zeros(30, int)],
-    ...                   index=[f"c{i}" for i in range(60)])
+    >>> truth = np.r_[np.ones(30, int), np.zeros(30, int)]
     >>> X = rng.normal(size=(60, 120)).astype(np.float32)
     >>> X[:30, :10] += 2
     >>> X[30:, 10:20] += 2
-    >>> expr = AnnData(X, obs=pd.DataFrame(index=truth.index),
-    ...                var=pd.DataFrame(index=[f"G{i}" for i in range(120)]))
-    >>> predicted = truth.copy()
-    >>> predicted.iloc[[0, 30]] = [0, 1]
-    >>> res = gene_scores(expr, predicted, truth, GeneScoreConfig(n_top=10, n_null=20))
+    >>> adata = AnnData(X, obs=pd.DataFrame({"response": truth, "sens_label": truth},
+    ...                                     index=[f"c{i}" for i in range(60)]),
+    ...                 var=pd.DataFrame(index=[f"G{i}" for i in range(120)]))
+    >>> adata.obs.iloc[[0, 30], 1] = [0, 1]
+    >>> res = gene_scores(adata, "sens_label", "response", GeneScoreConfig(n_top=10, n_null=20))
     >>> res.correlations.set_index("direction")["pearson_r"].gt(0.9).to_dict()
     {'sensitive': True, 'resistant': True}
+    >>> "sensitive_score_pred" in adata.obs, sorted(adata.uns["gene_scores"])
+    (True, ['correlations', 'gene_sets', 'null', 'params'])
     """
+    if not isinstance(label_key, str):
+        warn_deprecated("scdeal.tl.gene_scores(expr, predicted, truth, config)",
+                        "scdeal.tl.gene_scores(adata, label_key, truth_key, config) with the "
+                        "labels in adata.obs")
+        return _gene_scores(adata, label_key, truth_key, config)
+    from ..data.labels import binary_labels
+
+    if label_key not in adata.obs:
+        raise ScdealError(f"adata.obs has no predicted-label column {label_key!r}; run "
+                          "model.predict(adata) first (and copy its obs onto prepared data)")
+    truth = None
+    if truth_key is not None:
+        if truth_key not in adata.obs:
+            raise ScdealError(f"adata.obs has no true-label column {truth_key!r}; give an obs "
+                              "column as truth_key=")
+        truth = binary_labels(adata.obs, truth_key, label_map)
+    result = _gene_scores(adata, adata.obs[label_key], truth, config)
+    for column in result.scores.columns:
+        adata.obs[column] = result.scores[column]
+    adata.uns[key_added] = {"gene_sets": result.gene_sets, "correlations": result.correlations,
+                            "null": dict(result.null), "params": asdict(result.config)}
+    return result
+
+
+def _gene_scores(expr: AnnData, predicted: pd.Series, truth: pd.Series | None,
+                 config: GeneScoreConfig | None) -> GeneScores:
     config = config or GeneScoreConfig()
     scores = pd.DataFrame(index=expr.obs_names)
     sets = []

@@ -51,7 +51,15 @@ def stratified_subsample(y, fraction: float = 0.8, seed: int = 0) -> np.ndarray:
 
 @dataclass
 class StabilityResult:
-    """Per-repeat metrics, their summary, and the cells of each subsample."""
+    """Per-repeat metrics, their summary, and the cells of each subsample.
+
+    Examples
+    --------
+    Made by :func:`stability_test`; by hand:
+
+    >>> StabilityResult(pd.DataFrame({"seed": [1]}), pd.DataFrame()).subsamples
+    {}
+    """
 
     runs: pd.DataFrame
     summary: pd.DataFrame
@@ -78,7 +86,8 @@ def summarize(runs: pd.DataFrame, metrics) -> pd.DataFrame:
 def stability_test(adata: AnnData, drug: str, label_key: str, *, config=None,
                    label_map: dict | None = None, repeats: int = 10, first_seed: int = 1,
                    fraction: float = 0.8, gene_ids: str = "auto", bulk=None,
-                   gene_scores: bool = True, progress: bool = False) -> StabilityResult:
+                   gene_scores: bool = True, progress: bool = False,
+                   key_added: str = "scdeal_stability") -> StabilityResult:
     """Retrain and score scDEAL on ``repeats`` stratified subsamples (see the module docstring).
 
     Parameters
@@ -98,6 +107,11 @@ def stability_test(adata: AnnData, drug: str, label_key: str, *, config=None,
         Share of the cells in each subsample (paper: 0.8).
     gene_scores
         Also record the Pearson r between predicted- and truth-derived gene scores (no null).
+    progress
+        Show training progress bars.
+    key_added
+        uns key of the tables in ``adata`` (default ``scdeal_stability``; the key
+        :func:`scdeal.pl.stability_boxplot` reads).
 
     Returns
     -------
@@ -106,12 +120,17 @@ def stability_test(adata: AnnData, drug: str, label_key: str, *, config=None,
         :func:`scdeal.model.classification_metrics`, score correlations, seconds);
         ``summary``: mean and SD per metric; ``subsamples``: seed -> cell names.
 
+        Written into ``adata``: ``uns[key_added]``, a dict of the tables ``runs`` and
+        ``summary`` (each repeat trains on a copy; nothing else in ``adata`` changes).
+
     Examples
     --------
-    Not run here: it trains ``repeats`` models (tests/test_tl_stability.py runs a small one).
+    Not run here: it trains ``repeats`` models, more than a doctest's budget
+    (tests/test_tl_stability.py runs a small one).
 
     >>> res = stability_test(adata, "PLX4720", "response", gene_ids="entrez")  # doctest: +SKIP
     >>> res.summary.set_index("metric").loc["auroc", ["mean", "sd"]]         # doctest: +SKIP
+    >>> scdeal.pl.stability_boxplot(adata, key="scdeal_stability")          # doctest: +SKIP
     """
     from ..data.labels import binary_labels
     from ..model import METRIC_NAMES, ScDEAL, ScDealConfig
@@ -148,7 +167,9 @@ def stability_test(adata: AnnData, drug: str, label_key: str, *, config=None,
         log.info("stability repeat seed %d: AUROC %.3f, F1 %.3f", seed, row["auroc"], row["f1"])
     runs = pd.DataFrame(rows)
     metrics = [m for m in runs.columns if m not in ("seed", "n_cells", "n_sensitive", "seconds")]
-    return StabilityResult(runs, summarize(runs, metrics), subsamples)
+    result = StabilityResult(runs, summarize(runs, metrics), subsamples)
+    adata.uns[key_added] = {"runs": result.runs, "summary": result.summary}
+    return result
 
 
 def _score_correlations(model, sub: AnnData, y: np.ndarray) -> dict[str, float]:
@@ -159,7 +180,10 @@ def _score_correlations(model, sub: AnnData, y: np.ndarray) -> dict[str, float]:
     obs = sub.obs.reindex(expr.obs_names)
     truth = pd.Series(y, index=sub.obs_names).reindex(expr.obs_names)
     try:
-        res = compute(expr, obs["sens_label"], truth, GeneScoreConfig(n_null=0))
+        scored = AnnData(expr.X, obs=pd.DataFrame({"sens_label": obs["sens_label"],
+                                                   "truth": truth}, index=expr.obs_names),
+                         var=pd.DataFrame(index=expr.var_names))
+        res = compute(scored, "sens_label", "truth", GeneScoreConfig(n_null=0))
     except ScdealError as exc:  # e.g. every cell predicted the same: no predicted groups
         log.warning("stability: gene scores skipped (%s)", exc)
         return {"score_r_sensitive": np.nan, "score_r_resistant": np.nan}

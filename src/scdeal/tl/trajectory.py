@@ -20,7 +20,7 @@ from anndata import AnnData
 from scipy import stats
 
 from ..data.neighbors import neighbors
-from ..errors import ScdealError
+from ..errors import ScdealError, warn_deprecated
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,11 @@ class GraphConfig:
         Diffusion components used by DPT.
     seed
         Seed of PCA, UMAP and the force-directed layout.
+
+    Examples
+    --------
+    >>> GraphConfig(use_rep="X_scdeal").n_neighbors
+    15
     """
 
     use_rep: str | None = None
@@ -52,9 +57,30 @@ class GraphConfig:
 
 
 def cell_graph(expr: AnnData, config: GraphConfig | None = None, *,
-               obsm: dict | None = None) -> AnnData:
+               obsm: dict | None = None, key_added: str = "scdeal_graph") -> AnnData:
     """A new AnnData holding ``expr``'s matrix (shared, never changed), PCA or the chosen
     representation, the neighbour graph and a UMAP.
+
+    Parameters
+    ----------
+    expr
+        Normalised expression (e.g. ``model.prepare_target(adata)``); its obs are copied.
+    config
+        :class:`GraphConfig`.
+    obsm
+        Representations to copy in (e.g. ``{"X_scdeal": adata.obsm["X_scdeal"]}`` for
+        ``GraphConfig(use_rep="X_scdeal")``).
+    key_added
+        uns key of the settings (default ``scdeal_graph``).
+
+    Returns
+    -------
+    AnnData
+        ``expr`` is left as it is (a graph of a matrix that other analyses share), so unlike
+        ``scanpy.pp.neighbors`` the keys are written into this new AnnData:
+        ``obsm['X_pca']`` (without ``use_rep``), ``obsp['distances']``,
+        ``obsp['connectivities']``, ``uns['neighbors']``, ``obsm['X_umap']``,
+        ``uns['umap']`` and ``uns[key_added]`` (the settings).
 
     Examples
     --------
@@ -90,7 +116,7 @@ def cell_graph(expr: AnnData, config: GraphConfig | None = None, *,
     neighbors(ad, use_rep=rep, n_neighbors=min(config.n_neighbors, ad.n_obs - 1),
               random_state=config.seed)
     sc.tl.umap(ad, random_state=config.seed)
-    ad.uns["scdeal_graph"] = {**asdict(config), "use_rep": rep}
+    ad.uns[key_added] = {**asdict(config), "use_rep": rep}
     return ad
 
 
@@ -119,7 +145,8 @@ def choose_root(diffmap: np.ndarray, in_root: np.ndarray) -> int:
 
 
 def trajectory(graph: AnnData, groupby: str, root: str | None = None,
-               config: GraphConfig | None = None) -> AnnData:
+               config: GraphConfig | None = None, *,
+               key_added: str = "scdeal_trajectory") -> AnnData:
     """Diffusion map, diffusion pseudotime, PAGA and a force-directed layout.
 
     Parameters
@@ -133,14 +160,19 @@ def trajectory(graph: AnnData, groupby: str, root: str | None = None,
         ``None`` skips the pseudotime.
     config
         :class:`GraphConfig` (``n_dcs`` and ``seed`` are used).
+    key_added
+        uns key of the trajectory's settings (default ``scdeal_trajectory``; the key
+        :func:`scdeal.pl.trajectory_panels` reads).
 
     Returns
     -------
     AnnData
-        A copy with ``obsm['X_diffmap']``, ``obs['dpt_pseudotime']`` (with a root),
-        ``uns['paga']``, ``obsm['X_draw_graph_fa']`` (ForceAtlas2 when ``fa2-modified`` is
-        installed) or ``X_draw_graph_fr`` (igraph's Fruchterman-Reingold otherwise) and
-        ``uns['scdeal_trajectory']`` (root cell, layout, settings).
+        A copy (``graph`` is not changed) with ``obs[groupby]`` made categorical,
+        ``obsm['X_diffmap']``, ``uns['diffmap_evals']``, with a root ``uns['iroot']`` and
+        ``obs['dpt_pseudotime']``, ``uns['paga']``, ``uns['<groupby>_sizes']``, ``obsm['X_draw_graph_fa']``
+        (ForceAtlas2 when ``fa2-modified`` is installed) or ``obsm['X_draw_graph_fr']``
+        (igraph's Fruchterman-Reingold otherwise), ``uns['draw_graph']`` and
+        ``uns[key_added]`` (groupby, root group and cell, layout key, settings).
 
     Examples
     --------
@@ -182,24 +214,60 @@ def trajectory(graph: AnnData, groupby: str, root: str | None = None,
     layout = "fa" if find_spec("fa2_modified") is not None else "fr"
     sc.tl.draw_graph(ad, layout=layout, random_state=config.seed)
     info["layout"] = f"X_draw_graph_{layout}"
-    ad.uns["scdeal_trajectory"] = info
+    ad.uns[key_added] = info
     return ad
 
 
-def pseudotime_correlations(obs: pd.DataFrame, keys, pseudotime_key: str = "dpt_pseudotime"
-                            ) -> pd.DataFrame:
-    """Pearson and Spearman correlation of pseudotime with each column in ``keys``.
+def pseudotime_correlations(adata: AnnData, keys, *, pseudotime_key: str = "dpt_pseudotime",
+                            key_added: str = "pseudotime_correlations") -> pd.DataFrame:
+    """Pearson and Spearman correlation of pseudotime with each obs column in ``keys``.
 
-    Cells with a non-finite pseudotime (disconnected from the root) or value are left out.
+    Cells with a non-finite pseudotime (disconnected from the root) or value are left out;
+    keys that are not obs columns are skipped.
+
+    Parameters
+    ----------
+    adata
+        Cells with ``obs[pseudotime_key]`` (the result of :func:`trajectory` with a root).
+    keys
+        obs columns to correlate (e.g. ``rest_preds``, the gene scores).
+    pseudotime_key
+        obs column of the pseudotime.
+    key_added
+        uns key of the table (default ``pseudotime_correlations``).
+
+    Returns
+    -------
+    DataFrame
+        One row per key: cells, Pearson r and p, Spearman rho and p. Written into ``adata``:
+        ``uns[key_added]`` (the same table).
+
+    ``pseudotime_correlations(obs, keys)`` (a DataFrame first) is deprecated and will be
+    removed in scdeal 0.3; it writes nothing.
 
     Examples
     --------
-    >>> obs = pd.DataFrame({"dpt_pseudotime": [0, .2, .5, 1], "rest_preds": [.1, .3, .4, .9]})
-    >>> pseudotime_correlations(obs, ["rest_preds"])["spearman_rho"].item()
+    >>> adata = AnnData(obs=pd.DataFrame({"dpt_pseudotime": [0, .2, .5, 1],
+    ...                                   "rest_preds": [.1, .3, .4, .9]},
+    ...                                  index=["a", "b", "c", "d"]))
+    >>> pseudotime_correlations(adata, ["rest_preds"])["spearman_rho"].item()
     1.0
+    >>> adata.uns["pseudotime_correlations"]["variable"].tolist()
+    ['rest_preds']
     """
+    if isinstance(adata, pd.DataFrame):
+        warn_deprecated("scdeal.tl.pseudotime_correlations(obs, keys)",
+                        "scdeal.tl.pseudotime_correlations(adata, keys)")
+        return _pseudotime_correlations(adata, keys, pseudotime_key)
+    table = _pseudotime_correlations(adata.obs, keys, pseudotime_key)
+    adata.uns[key_added] = table
+    return table
+
+
+def _pseudotime_correlations(obs: pd.DataFrame, keys, pseudotime_key: str) -> pd.DataFrame:
     if pseudotime_key not in obs:
-        raise ScdealError(f"obs has no {pseudotime_key!r}; compute a trajectory with a root")
+        raise ScdealError(f"adata.obs has no {pseudotime_key!r}; run "
+                          "scdeal.tl.trajectory(graph, groupby, root=...) first")
     t = pd.to_numeric(obs[pseudotime_key], errors="coerce").to_numpy(dtype=float)
     rows = []
     for key in keys:

@@ -159,19 +159,16 @@ class ScreenParts:
 
 def screen_fingerprint(adata: AnnData, config, gene_ids: str,
                        strategy: str = "per-drug") -> str:
-    import scipy.sparse as sp
-
     from .. import __version__
     from ..model.cache import cache_key, fingerprint
 
-    X = adata.X
-    arrays = ((X.data, X.indices, X.indptr) if sp.issparse(X) else (np.asarray(X),))
+    X = adata.X if hasattr(adata.X, "tocsr") else np.asarray(adata.X)
     from ..model.cache_keys import FIELD_ROLES
 
     # Every setting but those that change no number (how the work is spread over cores).
     settings = {k: v for k, v in config.to_dict().items()
                 if FIELD_ROLES.get(k, ("", ""))[0] != "run"}
-    return cache_key({"cells": fingerprint(*arrays, list(adata.obs_names), list(adata.var_names)),
+    return cache_key({"cells": fingerprint(X, list(adata.obs_names), list(adata.var_names)),
                       "config": settings, "gene_ids": gene_ids, "scdeal": __version__,
                       **({} if strategy == "per-drug" else {"strategy": strategy})})
 

@@ -382,5 +382,6 @@ def _write_outputs(out: Path, adata: AnnData, drugs: pd.DataFrame, groups: pd.Da
     with atomic_path(out / "screen.h5ad") as tmp:
         adata.write_h5ad(tmp)
     if len(groups):
-        fig = screen_heatmap(groups, drugs, title=f"scdeal screen: mean P(sensitive) per {groupby}")
-        save_figure(fig, out, "heatmap", formats=("png",))
+        ax = screen_heatmap(groups, drugs, title=f"scdeal screen: mean P(sensitive) per {groupby}",
+                            show=False)
+        save_figure(ax, out, "heatmap", formats=("png",))

@@ -52,6 +52,13 @@ class ExplainConfig:
         Gene-set sizes tested (within the background).
     figures, n_heatmap_genes
         Draw the figures (PNG and PDF); genes per direction in the heatmap.
+
+    Examples
+    --------
+    >>> from scdeal.workflows import ExplainConfig
+    >>> config = ExplainConfig(groupby="leiden", figures=False)
+    >>> config.groupby, config.figures
+    ('leiden', False)
     """
 
     attribution: AttributionConfig = field(default_factory=AttributionConfig)
@@ -143,7 +150,7 @@ def explain_run(run_dir: str | Path, config: ExplainConfig | None = None) -> dic
 
     # 1. Integrated gradients.
     t0 = time.perf_counter()
-    attr = integrated_gradients(model, adata, config.attribution, obs=adata.obs)
+    attr = integrated_gradients(adata, model, config.attribution, obs=adata.obs)
     write_attributions(attr, run / ATTRIBUTION_FILE)
     ig_info = attr.uns["integrated_gradients"]
     summary["integrated_gradients"] = {k: ig_info[k] for k in (
@@ -171,9 +178,13 @@ def explain_run(run_dir: str | Path, config: ExplainConfig | None = None) -> dic
     expr = model.prepare_target(adata)
     obs = adata.obs.reindex(expr.obs_names)
     truth_cells = truth.reindex(expr.obs_names) if truth is not None else None
+    expr.obs["sens_label"] = obs["sens_label"]
+    if truth_cells is not None:
+        expr.obs["truth"] = truth_cells
     gs = None
     try:
-        gs = gene_scores(expr, obs["sens_label"], truth_cells, config.scores)
+        gs = gene_scores(expr, "sens_label", "truth" if truth_cells is not None else None,
+                         config.scores)
     except ScdealError as exc:
         log.warning("gene scores skipped: %s", exc)
         summary["warnings"].append(f"gene scores skipped: {exc}")
@@ -225,7 +236,7 @@ def explain_run(run_dir: str | Path, config: ExplainConfig | None = None) -> dic
         summary["trajectory"] = {k: info[k] for k in ("groupby", "root_group", "root_cell",
                                                       "layout")}
         if "dpt_pseudotime" in analysis.obs:
-            corr = pseudotime_correlations(analysis.obs, CORRELATED_WITH_PSEUDOTIME)
+            corr = pseudotime_correlations(analysis, CORRELATED_WITH_PSEUDOTIME)
             _write_csv(corr, run / "trajectory_correlations.csv")
             summary["trajectory"]["correlations"] = corr.to_dict(orient="records")
             cols = ["dpt_pseudotime", config.groupby]
@@ -242,8 +253,8 @@ def explain_run(run_dir: str | Path, config: ExplainConfig | None = None) -> dic
     # 6. Figures.
     t0 = time.perf_counter()
     if config.figures:
-        summary["figures"] = _figures(run / FIGURES, adata, attr, cg, gs, analysis, enrichment,
-                                      truth_key, config)
+        summary["figures"] = _figures(run / FIGURES, adata, attr, cg, expr if gs else None,
+                                      analysis, enrichment, truth_key, config)
     timings["figures"] = time.perf_counter() - t0
     summary["timings_s"] = timings
     summary["config"] = uns_safe(jsonable(asdict(config)))
@@ -251,8 +262,10 @@ def explain_run(run_dir: str | Path, config: ExplainConfig | None = None) -> dic
     return summary
 
 
-def _figures(folder: Path, adata, attr, cg, gs, analysis, enrichment, truth_key, config
+def _figures(folder: Path, adata, attr, cg, scored, analysis, enrichment, truth_key, config
              ) -> list[str]:
+    """Draw every figure the results allow (``scored``: the expression
+    :func:`scdeal.tl.gene_scores` wrote into, or None); return their names."""
     from .. import pl
 
     made: list[str] = []
@@ -264,26 +277,28 @@ def _figures(folder: Path, adata, attr, cg, gs, analysis, enrichment, truth_key,
     obs = analysis.obs
     if truth_key is not None:
         obs = obs.assign(**{truth_key: adata.obs[truth_key].reindex(obs.index)})
-    save(pl.prediction_panels(analysis.obsm["X_umap"], obs, truth_key=truth_key,
-                              group_key=config.groupby), "umap_predictions")
-    if "truth" in analysis.obs and analysis.obs["truth"].nunique() == 2:
-        save(pl.roc_pr_curves(analysis.obs["truth"], analysis.obs["sens_preds"],
-                              prob_before=adata.obs["sens_preds_pret"].reindex(obs.index)
-                              if "sens_preds_pret" in adata.obs else None), "roc_pr")
-    if gs is not None and not gs.correlations.empty:
-        save(pl.gene_score_regression(gs.scores, gs.correlations, gs.null), "gene_scores")
+    cells = AnnData(obs=obs, obsm={"X_umap": analysis.obsm["X_umap"]})
+    save(pl.prediction_panels(cells, basis="umap", truth_key=truth_key, groupby=config.groupby,
+                              show=False), "umap_predictions")
+    if "truth" in obs and obs["truth"].nunique() == 2:
+        if "sens_preds_pret" in adata.obs:
+            cells.obs["sens_preds_pret"] = adata.obs["sens_preds_pret"].reindex(obs.index)
+        save(pl.roc_pr_curves(cells, truth_key="truth", show=False), "roc_pr")
+    if scored is not None and not scored.uns["gene_scores"]["correlations"].empty:
+        save(pl.gene_score_regression(scored, key="gene_scores", show=False), "gene_scores")
     if cg is not None and (len(cg.sensitive) or len(cg.resistant)):
-        save(pl.attribution_heatmap(attr, cg.sensitive["gene"], cg.resistant["gene"],
-                                    n_top=config.n_heatmap_genes, truth_key=truth_key),
+        save(pl.attribution_heatmap(attr, key="critical_genes", n_top=config.n_heatmap_genes,
+                                    truth_key=truth_key, show=False),
              "critical_genes_heatmap")
     for name, table in enrichment.items():
         if len(table):
             what = name.replace("_", " ").replace("enrichment", "gene sets").replace(
                 "regulators", "regulators (TF targets)")
-            save(pl.enrichment_barplot(table, f"{what}: critical genes"), name)
+            save(pl.enrichment_barplot(table, title=f"{what}: critical genes", show=False), name)
     if config.groupby:
-        save(pl.trajectory_panels(analysis, config.groupby,
+        save(pl.trajectory_panels(analysis, groupby=config.groupby,
                                   keys=[k for k in ("rest_preds", "resistant_score_pred",
-                                                    "resistant_score_true") if k in obs]),
+                                                    "resistant_score_true") if k in obs],
+                                  show=False),
              "trajectory")
     return made

@@ -36,6 +36,14 @@ class PredictResult:
         :meth:`scdeal.ScDEAL.check` on these cells (``None`` when streamed or joint).
     key_prefix
         The prefix of the keys written.
+
+    Examples
+    --------
+    :func:`predict` returns one (its example uses it); its fields:
+
+    >>> import dataclasses
+    >>> [f.name for f in dataclasses.fields(PredictResult)][:3]
+    ['model', 'adata', 'out']
     """
 
     model: Any

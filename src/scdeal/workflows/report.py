@@ -102,12 +102,8 @@ def _prediction_figures(run: Path) -> None:
     label_key = info.get("label_key")
     labelled = label_key in adata.obs if label_key else False
     if "roc_pr" in wanted and labelled:
-        from ..data.labels import binary_labels
-
         try:
-            y = binary_labels(adata.obs, label_key)
-            pl.save_figure(pl.roc_pr_curves(y, adata.obs["sens_preds"],
-                                            prob_before=adata.obs.get("sens_preds_pret")),
+            pl.save_figure(pl.roc_pr_curves(adata, truth_key=label_key, show=False),
                            figures, "roc_pr")
         except ScdealError as exc:
             log.warning("report: no ROC/PR figure (%s)", exc)
@@ -120,8 +116,9 @@ def _prediction_figures(run: Path) -> None:
         obs = adata.obs.reindex(expr.obs_names)
         graph = cell_graph(anndata.AnnData(X=expr.X, obs=obs,
                                            var=pd.DataFrame(index=expr.var_names)))
-        pl.save_figure(pl.prediction_panels(graph.obsm["X_umap"], graph.obs,
-                                            truth_key=label_key if labelled else None),
+        pl.save_figure(pl.prediction_panels(graph, basis="umap",
+                                            truth_key=label_key if labelled else None,
+                                            show=False),
                        figures, "umap_predictions")
 
 
@@ -178,10 +175,20 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *,
 
     Examples
     --------
-    Not run here: it needs a run folder (tests/test_cli_explain.py reports on one).
+    A run folder of a tiny fit on simulated cells, then its report:
 
-    >>> build_report("runs/plx")        # doctest: +SKIP
-    PosixPath('runs/plx/report.html')
+    >>> import scdeal
+    >>> from scdeal.data.simulate import demo_target
+    >>> bulk = scdeal.data.load_gdsc()                                         # doctest: +GDSC_DATA
+    >>> adata, held = demo_target(bulk, "Gefitinib", lines_per_class=3, cells_per_line=10)
+    >>> _ = scdeal.workflows.run(adata, "Gefitinib", "runs/gefitinib", label_key="sensitive",
+    ...                          config=dict(n_models=1, pretrain_epochs=2, predictor_epochs=2,
+    ...                                      transfer_epochs=2),
+    ...                          gene_ids="symbol", bulk=bulk.without_lines(held), cache=False,
+    ...                          progress=False)
+    >>> page = build_report("runs/gefitinib")
+    >>> page.name, "Gefitinib" in page.read_text()
+    ('report.html', True)
     """
     run = Path(run_dir)
     if not run.is_dir():

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._io import atomic_dir, uns_safe
+from .._io import atomic_dir, summary_uns
 from ..errors import ScdealError
 
 #: What ``metrics.json`` says was scored when some cells trained the model.
@@ -42,6 +42,16 @@ class RunResult:
         Whether the target was read a block of cells at a time.
     backed_reason
         Why it was read so without being asked (one line), else ``None``.
+    timings_s
+        Seconds per step.
+
+    Examples
+    --------
+    :func:`run` returns one; its fields:
+
+    >>> import dataclasses
+    >>> [f.name for f in dataclasses.fields(RunResult)][:4]
+    ['model', 'adata', 'obs', 'info']
     """
 
     model: Any
@@ -221,8 +231,7 @@ class _RunSteps:
             info.update(unlabelled_metrics(adata.obs, self.label_key, self.label_map, known,
                                            adata.obs["sens_preds"].to_numpy("float32"),
                                            adata.obs["sens_preds_pret"].to_numpy("float32")))
-            uns = uns_safe(info)
-            uns["summary_json"] = json.dumps(info)
+            uns = summary_uns(info)
             adata.uns["scdeal"] = uns
         self.predict_s = time.perf_counter() - t0
         self.write_predictions = adata.write_h5ad
@@ -266,8 +275,7 @@ class _RunSteps:
                                                p_pre))
             else:
                 info.update(label_metrics(obs, self.label_key, self.label_map, p, p_pre))
-        uns = uns_safe(info)
-        uns["summary_json"] = json.dumps(info)
+        uns = summary_uns(info)
         self.predict_s = time.perf_counter() - t0
 
         def write_predictions(dest: Path) -> None:
