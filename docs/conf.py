@@ -126,7 +126,3 @@ def _skip_borrowed(app, what, name, obj, skip, options):
 def setup(app):
     app.connect("autodoc-process-docstring", _constant_docstring)
     app.connect("autodoc-skip-member", _skip_borrowed)
-
-# scdeal.pl.attribution_heatmap's docstring writes |value| (an absolute value), which reST
-# reads as a substitution; this defines it as itself. Harmless once the docstring quotes it.
-rst_epilog = ".. |value| replace:: \\|value\\|\n"

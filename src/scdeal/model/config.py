@@ -343,7 +343,14 @@ def _paper_presets() -> dict[str, dict[str, Any]]:
 @functools.cache
 def presets() -> dict[str, dict[str, Any]]:
     """Name -> configuration fields of every named configuration (built on first use: the
-    paper's come from :mod:`scdeal.datasets`, which importing this module does not load)."""
+    paper's come from :mod:`scdeal.datasets`, which importing this module does not load).
+
+    Examples
+    --------
+    >>> from scdeal.model import presets
+    >>> "default" in presets(), presets()["default"]
+    (True, {})
+    """
     return {"default": {}, **_paper_presets()}
 
 

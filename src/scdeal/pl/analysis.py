@@ -116,7 +116,7 @@ def attribution_heatmap(attr: AnnData, *args, key: str = "critical_genes", n_top
                         truth_key: str | None = None, show: bool | None = None, save=None
                         ) -> Figure | None:
     """Heatmap of the attributions of the top critical genes; cells ordered by predicted
-    label, then by P(sensitive). Colours are clipped at the 99th percentile of |value|.
+    label, then by P(sensitive). Colours are clipped at the 99th percentile of ``|value|``.
 
     Parameters
     ----------
