@@ -317,3 +317,16 @@ def test_the_packages_own_figures_use_no_deprecated_form(cells, scored, attr, tr
     assert set(made) == {"umap_predictions", "roc_pr", "gene_scores", "critical_genes_heatmap",
                          "enrichment_sensitive", "trajectory"}
     assert (run / "figures" / "roc_pr.png").stat().st_size > 0
+
+
+def test_the_screen_heatmap_draws_no_grid_whatever_the_style():
+    import matplotlib as mpl
+    import pandas as pd
+
+    from scdeal.pl import screen_heatmap
+
+    groups = pd.DataFrame({"group": ["0", "0", "1", "1"], "drug": ["A", "B", "A", "B"],
+                           "mean_p": [0.9, 0.2, 0.4, 0.3]})
+    with mpl.rc_context({"axes.grid": True}):
+        ax = screen_heatmap(groups, show=False)
+    assert not any(line.get_visible() for line in ax.get_xgridlines() + ax.get_ygridlines())

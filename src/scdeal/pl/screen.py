@@ -58,6 +58,7 @@ def screen_heatmap(groups: pd.DataFrame, drugs: pd.DataFrame | None = None, *,
     ax = start_axes(ax, max(4.0, 1.2 + 0.38 * n_drugs), max(2.5, 1.3 + 0.32 * n_groups), show)
     image = ax.imshow(matrix.to_numpy(dtype=float), cmap="RdBu_r", vmin=0.0, vmax=1.0,
                       aspect="auto", interpolation="nearest")
+    ax.grid(False)  # a heatmap: a style's grid (e.g. scanpy's set_figure_params) hides cells
     for j, drug in enumerate(matrix.columns):
         if drug in unreliable:
             ax.add_patch(_hatch(j, n_groups))
