@@ -119,3 +119,18 @@ def test_the_settings_keys_follow_key_added(path_cells):
     out = trajectory(graph, "stage", key_added="t")
     assert "g" in graph.uns and "scdeal_graph" not in graph.uns
     assert out.uns["t"]["groupby"] == "stage" and "scdeal_trajectory" not in out.uns
+
+
+def test_groups_no_edge_joins_get_paga_connectivity_zero():
+    # Two far-apart blobs: the neighbour graph has no edge between the groups, where scanpy's
+    # paga fails (scipy refuses its empty inter-group graph); the result is what PAGA means.
+    rng = np.random.default_rng(1)
+    X = np.vstack([rng.normal(0, 1, (60, 20)), rng.normal(40, 1, (60, 20))]).astype(np.float32)
+    cells = AnnData(X, obs=pd.DataFrame({"blob": ["a"] * 60 + ["b"] * 60},
+                                        index=[f"c{i}" for i in range(120)]))
+    graph = cell_graph(cells, GraphConfig(n_pcs=5, n_neighbors=10))
+    out = trajectory(graph, "blob", config=GraphConfig(n_dcs=3))
+    conn = out.uns["paga"]["connectivities"]
+    assert conn.shape == (2, 2) and conn.nnz == 0 and out.uns["paga"]["groups"] == "blob"
+    assert out.uns["blob_sizes"].tolist() == [60, 60]
+    assert "X_draw_graph_fa" in out.obsm or "X_draw_graph_fr" in out.obsm

@@ -210,12 +210,32 @@ def trajectory(graph: AnnData, groupby: str, root: str | None = None,
         ad.uns["iroot"] = iroot
         sc.tl.dpt(ad, n_dcs=min(config.n_dcs, ad.obsm["X_diffmap"].shape[1]))
         info.update(root_group=str(root), root_cell=str(ad.obs_names[iroot]))
-    sc.tl.paga(ad, groups=groupby)
+    _paga(ad, groupby)
     layout = "fa" if find_spec("fa2_modified") is not None else "fr"
     sc.tl.draw_graph(ad, layout=layout, random_state=config.seed)
     info["layout"] = f"X_draw_graph_{layout}"
     ad.uns[key_added] = info
     return ad
+
+
+def _paga(ad: AnnData, groupby: str) -> None:
+    """``scanpy.tl.paga``; where no neighbour edge joins two groups, scanpy (with current
+    scipy) fails building the empty graph between them, so the result it would give is
+    written directly: every group connectivity 0, the group sizes as scanpy records them."""
+    import scanpy as sc
+    import scipy.sparse as sp
+
+    try:
+        sc.tl.paga(ad, groups=groupby)
+    except ValueError as err:
+        if "mismatching number of index arrays" not in str(err):
+            raise
+        n = len(ad.obs[groupby].cat.categories)
+        ad.uns["paga"] = {"connectivities": sp.csr_matrix((n, n)),
+                          "connectivities_tree": sp.csr_matrix((n, n)), "groups": groupby}
+        ad.uns[f"{groupby}_sizes"] = ad.obs[groupby].value_counts(sort=False).to_numpy()
+        log.info("PAGA: no neighbour edge joins the groups of %r; their connectivities are 0",
+                 groupby)
 
 
 def pseudotime_correlations(adata: AnnData, keys, *, pseudotime_key: str = "dpt_pseudotime",
