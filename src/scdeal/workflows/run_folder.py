@@ -117,9 +117,10 @@ def run(target: str | Path | AnnData, drug: str, out: str | Path | None = None, 
 
     Returns
     -------
-    A :class:`RunResult`; ``result.adata`` holds the keys :meth:`scdeal.ScDEAL.predict`
-    writes (``obs['sens_preds']``, ``'sens_label'``, ``obsm['X_scdeal']``,
-    ``uns['scdeal']``, ...).
+    RunResult
+        ``result.adata`` holds the keys :meth:`scdeal.ScDEAL.predict` writes
+        (``obs['sens_preds']``, ``'sens_label'``, ``obsm['X_scdeal']``, ``uns['scdeal']``,
+        ...).
 
     Examples
     --------
