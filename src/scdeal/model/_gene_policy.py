@@ -84,14 +84,7 @@ def training_data(model, adata: AnnData, bulk: BulkData, gene_ids: str,
 
 def prepare_target(model, adata: AnnData, *, predicting: bool = False,
                    gene_ids: str | None = None) -> AnnData:
-    """Gene ids -> HGNC symbols, then the preprocessing the configuration asks for.
-
-    ``predicting=True`` (a fitted model): the preprocessing of cells to predict, every
-    dataset-level choice fixed at fit time
-    (:func:`scdeal.data.preprocess.prediction_config`), so that each cell is processed
-    the same whatever other cells come with it. ``gene_ids``: the id type of
-    ``adata.var_names`` when it differs from the fit's.
-    """
+    """:meth:`scdeal.ScDEAL.prepare_target` (documented there)."""
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise ScdealError(f"the target is empty ({adata.n_obs} cells x {adata.n_vars} genes)")
     config = model.config.preprocess
