@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _stability(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")  # a command writes figures to files; a library call leaves the backend
     from ..workflows import stability
 
     result = stability(args.target, args.drug, args.label_key, args.out,

@@ -38,10 +38,6 @@ def stability(target: str | Path | AnnData, drug: str, label_key: str | None,
     >>> len(result.runs), sorted(p.name for p in Path("stab").iterdir())[:2]
     (2, ['figures', 'stability.json'])
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-
     from .. import pl
     from ..model import ScDEAL
     from ..tl import stability_test
