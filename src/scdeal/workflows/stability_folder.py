@@ -64,8 +64,11 @@ def stability(target: str | Path | AnnData, drug: str, label_key: str | None,
         result.runs.to_csv(tmp / "stability_runs.csv", index=False)
         result.summary.to_csv(tmp / "stability_summary.csv", index=False)
         subsamples.to_csv(tmp / "subsamples.csv", index=False)
-        pl.save_figure(pl.stability_boxplot(result.runs, show=False), tmp / "figures",
-                       "stability_boxplot")
+        import matplotlib.pyplot as plt
+
+        ax = pl.stability_boxplot(result.runs, show=False)
+        pl.save_figure(ax, tmp / "figures", "stability_boxplot")
+        plt.close(ax.figure)  # written to files; not left open for a notebook to show
         info = {"command": "stability", "drug": drug, "target": source,
                 "label_key": label_key, "repeats": repeats, "first_seed": first_seed,
                 "fraction": fraction, "config": config.to_dict(),
