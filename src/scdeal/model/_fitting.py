@@ -361,7 +361,7 @@ def fit_member(model, labelled: prep.BulkSplit | JointLabels, Xs: prep.CellRows,
     ``known``: positions in ``Xs`` of cells with a known label, and the labels (1/0). They
     are kept in the member's training cells and their cross-entropy joins the transfer loss
     (:func:`scdeal.model._training.train_transfer`)."""
-    cfg = model.config.replace(seed=seed)
+    cfg = model.member_config(seed)
     generator = torch.Generator().manual_seed(seed)
     # Members train side by side in threads, with the shared cells' stage: everything random
     # below draws from this member's own generators (batches, dropout, corruption); P was

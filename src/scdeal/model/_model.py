@@ -139,6 +139,10 @@ class ScDEAL:
     # ---------------------------------------------------------------------------------------
     # fitting
 
+    def member_config(self, seed: int) -> ScDealConfig:
+        """The configuration the ensemble member of ``seed`` trains with."""
+        return self.config.replace(seed=seed)
+
     def _device(self) -> torch.device:
         if self.config.device == "cuda":
             if not torch.cuda.is_available():

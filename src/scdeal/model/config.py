@@ -104,7 +104,7 @@ class ScDealConfig:
     # "cells" (M_s alone, by MMD alone: no drug's output moves the cell embedding). "cells"
     # measured worse on the development benchmark (paired with "shared": -0.006, SE 0.003)
     # and on the three cases (benchmarks/README.md, section 14); kept as an option.
-    joint_transfer: Literal["shared", "cells"] = "shared"
+    joint_transfer: Literal["shared", "cells", "summed", "none"] = "shared"
     dropout: float = 0.1
     batch_norm: bool = True
     activation: Activation = "relu"

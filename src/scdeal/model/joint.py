@@ -161,6 +161,17 @@ class JointScDEAL(ScDEAL):
         return JointSetup(labels, Xs, shared, device, bar, bulk.source, target,
                           time.perf_counter() - started)
 
+    def member_config(self, seed: int):
+        """The configuration member ``seed`` trains with: ``joint_transfer="summed"`` counts
+        the MMD once beside the D drugs' terms (``mmd_weight / D`` with the drugs' terms
+        averaged), ``"none"`` skips the transfer."""
+        cfg = super().member_config(seed)
+        if cfg.joint_transfer == "summed":
+            return cfg.replace(mmd_weight=cfg.mmd_weight / len(self.drugs))
+        if cfg.joint_transfer == "none":
+            return cfg.replace(transfer=False)
+        return cfg
+
     def _head(self, seed: int) -> MultiDrugPredictor:
         torch.manual_seed(seed)  # as fitting.seeded_predictor: the member's own init
         return self._predictor().to(self._device())
