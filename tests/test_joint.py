@@ -135,6 +135,26 @@ def test_members_trained_one_by_one_give_the_threaded_fit(joint, cells):
         model.fit(adata, DRUGS, bulk=bulk, gene_ids="symbol", trained=trained[:1])
 
 
+def test_the_joint_transfer_variants_train_what_they_say(cells):
+    from scdeal.model import JointScDEAL
+
+    adata, bulk = cells
+    # "summed": each member's MMD weight is the configured one over the number of drugs; the
+    # model's own configuration is left as given, so a second fit divides the same number.
+    summed = JointScDEAL(TINY, cache=False, joint_transfer="summed", mmd_weight=0.6)
+    summed.fit(adata, DRUGS, bulk=bulk, gene_ids="symbol")
+    assert summed.member_config(3).mmd_weight == pytest.approx(0.2)
+    assert summed.config.mmd_weight == 0.6 and summed.member_config(3).seed == 3
+    assert any(h["stage"] == "transfer" for h in summed.training["history"])
+    # "none": no member has a transfer stage and the cells are predicted as before it.
+    none = JointScDEAL(TINY, cache=False, joint_transfer="none")
+    none.fit(adata, DRUGS, bulk=bulk, gene_ids="symbol")
+    assert not any(h["stage"] == "transfer" for h in none.training["history"])
+    rows, _ = none.target_rows(adata)
+    post, pre, _ = none._predict_members(rows)
+    np.testing.assert_allclose(post, pre, atol=1e-6)
+
+
 # ------------------------------------------------------------------------------ the screen
 
 
