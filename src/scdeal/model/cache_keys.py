@@ -78,8 +78,9 @@ FIELD_ROLES: dict[str, tuple[Role, str]] = {
     # what one drug's training uses, after the shared stages
     "predictor_dims": ("drug", "the predictor P, trained per drug"),
     "joint_head_dims": ("drug", "the joint model's head, trained after the shared stages"),
-    "joint_transfer": ("drug", "the joint model's transfer (sets transfer_update and "
-                               "cluster_weight, which enter the keys themselves)"),
+    "joint_transfer": ("drug", "the joint model's transfer: what each member trains with "
+                               "(\"cells\" sets transfer_update and cluster_weight, which "
+                               "enter the keys themselves)"),
     "release": ("drug", "the drug's bulk labels; the pre-training uses no labels"),
     "metric": ("drug", "the drug's bulk labels"),
     "binarization": ("drug", "the drug's bulk labels"),
