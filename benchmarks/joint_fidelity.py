@@ -13,7 +13,8 @@ the three case drugs and three drugs of other mechanisms labelled in GDSC2 (Cisp
 Docetaxel, Vorinostat). Variants: ``--variants`` values of ``joint_transfer``.
 
 Writes ``OUT/rows.csv`` (dataset, drug, what, spearman) and ``OUT/summary.json`` (per variant:
-mean over the dataset x drug pairs; paired difference with "shared" and its standard error).
+mean over the dataset x drug pairs; paired difference with ``--baseline`` and its standard
+error).
 
     SCDEAL_DATA_DIR=../shared/data/pypi python benchmarks/joint_fidelity.py \\
         --data-dir ../shared/data --out benchmarks/joint_fidelity
@@ -68,14 +69,14 @@ def spearman(a: pd.Series, b: pd.Series) -> float:
     return float(spearmanr(a[keep], b[keep]).statistic)
 
 
-def summarise(rows: pd.DataFrame, variants: list[str]) -> dict:
+def summarise(rows: pd.DataFrame, variants: list[str], baseline: str) -> dict:
     wide = rows.pivot_table(index=["dataset", "drug"], columns="what", values="spearman")
     out = {"pairs": len(wide), "mean": wide.mean().round(4).to_dict()}
     for v in variants:
-        if v == "shared" or "shared" not in wide:
+        if v == baseline or baseline not in wide:
             continue
-        diff = wide[v] - wide["shared"]
-        out[f"{v}_minus_shared"] = {
+        diff = wide[v] - wide[baseline]
+        out[f"{v}_minus_{baseline}"] = {
             "mean": round(float(diff.mean()), 4),
             "se": round(float(diff.std(ddof=1) / np.sqrt(len(diff))), 4),
             "better": int((diff > 0).sum()), "worse": int((diff < 0).sum())}
@@ -87,6 +88,8 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=HERE / "joint_fidelity")
     parser.add_argument("--variants", default="shared,cells,summed,none")
+    parser.add_argument("--baseline", default="shared", help="the variant the others are "
+                        "paired with")
     args = parser.parse_args()
     logging.getLogger("scdeal").setLevel(logging.ERROR)
     from scdeal.data import load_gdsc
@@ -113,7 +116,7 @@ def main() -> None:
         print(case, "done", flush=True)
     table = pd.DataFrame(rows, columns=["dataset", "drug", "what", "spearman"])
     table.to_csv(args.out / "rows.csv", index=False, float_format="%.4f")
-    summary = summarise(table, variants)
+    summary = summarise(table, variants, args.baseline)
     summary.update({"date": time.strftime("%Y-%m-%d %H:%M", time.gmtime(started)),
                     "python": platform.python_version(), "cores": os.cpu_count(),
                     "fit_seconds_median": {k: round(float(np.median(v)), 1)

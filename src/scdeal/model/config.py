@@ -106,7 +106,7 @@ class ScDealConfig:
     # objective), "shared" (the same with the MMD at mmd_weight), "cells" (M_s alone, by MMD
     # alone) or "none" (no transfer). "summed" reproduced per-drug fits best on real cells
     # without reading their labels (section 15) and met the development criterion.
-    joint_transfer: Literal["summed", "shared", "cells", "none"] = "summed"
+    joint_transfer: Literal["summed", "shared", "cells", "clusters", "none"] = "summed"
     dropout: float = 0.1
     batch_norm: bool = True
     activation: Activation = "relu"

@@ -6,9 +6,12 @@ although the bulk lines, the cells and the alignment between them are the same f
 shared label-free pre-training) is fine-tuned with a head that has one output per drug
 (:class:`~scdeal.nn.MultiDrugPredictor`), each drug's loss masked to the lines labelled for it
 by its own waterfall and class-balanced within the drug; one cell extractor M_s per member
-(pre-trained on the cells from that M_b, as in a single-drug fit); one DaNN transfer (MMD +
-the cluster term averaged over drugs) that updates the shared parts and every output, or, with
-``joint_transfer="cells"``, one that moves the cell extractor alone by MMD alone. The
+(pre-trained on the cells from that M_b, as in a single-drug fit); one DaNN transfer that
+updates the shared parts and every output: the drugs' cross-entropy and cluster terms averaged
+and the MMD weighted ``mmd_weight / D`` (``joint_transfer="summed"``: the MMD counted once
+beside the D drugs' terms, so with one drug it is the per-drug objective; ``"shared"`` keeps
+``mmd_weight``, ``"cells"`` moves the cell extractor alone by MMD alone, ``"none"`` skips the
+transfer; benchmarks/README.md, sections 11, 14 and 15). The
 ensemble, the label-free early stopping and the reliability rule are those of
 :class:`~scdeal.model.ScDEAL`, per drug. Target labels enter nowhere.
 
@@ -164,10 +167,13 @@ class JointScDEAL(ScDEAL):
     def member_config(self, seed: int):
         """The configuration member ``seed`` trains with: ``joint_transfer="summed"`` counts
         the MMD once beside the D drugs' terms (``mmd_weight / D`` with the drugs' terms
-        averaged), ``"none"`` skips the transfer."""
+        averaged), ``"clusters"`` drops the MMD (the cluster term alone moves the cells),
+        ``"none"`` skips the transfer."""
         cfg = super().member_config(seed)
         if cfg.joint_transfer == "summed":
             return cfg.replace(mmd_weight=cfg.mmd_weight / len(self.drugs))
+        if cfg.joint_transfer == "clusters":
+            return cfg.replace(mmd_weight=0.0)
         if cfg.joint_transfer == "none":
             return cfg.replace(transfer=False)
         return cfg
