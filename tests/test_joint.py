@@ -146,6 +146,8 @@ def test_the_joint_transfer_variants_train_what_they_say(cells):
     assert summed.member_config(3).mmd_weight == pytest.approx(0.2)
     assert summed.config.mmd_weight == 0.6 and summed.member_config(3).seed == 3
     assert any(h["stage"] == "transfer" for h in summed.training["history"])
+    clusters = JointScDEAL(TINY, cache=False, joint_transfer="clusters")
+    assert clusters.member_config(0).mmd_weight == 0 and clusters.config.mmd_weight == 1.0
     # "none": no member has a transfer stage and the cells are predicted as before it.
     none = JointScDEAL(TINY, cache=False, joint_transfer="none")
     none.fit(adata, DRUGS, bulk=bulk, gene_ids="symbol")

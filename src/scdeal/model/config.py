@@ -104,7 +104,7 @@ class ScDealConfig:
     # terms averaged and the MMD weighted mmd_weight / D, i.e. counted once beside the D
     # drugs' terms rather than once per drug's average; with one drug, the per-drug
     # objective), "shared" (the same with the MMD at mmd_weight), "cells" (M_s alone, by MMD
-    # alone) or "none" (no transfer). "summed" reproduced per-drug fits best on real cells
+    # alone), "clusters" (no MMD: not a DaNN transfer) or "none" (no transfer). "summed" reproduced per-drug fits best on real cells
     # without reading their labels (section 15) and met the development criterion.
     joint_transfer: Literal["summed", "shared", "cells", "clusters", "none"] = "summed"
     dropout: float = 0.1

@@ -10,8 +10,8 @@ by its own waterfall and class-balanced within the drug; one cell extractor M_s 
 updates the shared parts and every output: the drugs' cross-entropy and cluster terms averaged
 and the MMD weighted ``mmd_weight / D`` (``joint_transfer="summed"``: the MMD counted once
 beside the D drugs' terms, so with one drug it is the per-drug objective; ``"shared"`` keeps
-``mmd_weight``, ``"cells"`` moves the cell extractor alone by MMD alone, ``"none"`` skips the
-transfer; benchmarks/README.md, sections 11, 14 and 15). The
+``mmd_weight``, ``"cells"`` moves the cell extractor alone by MMD alone, ``"clusters"`` drops
+the MMD, ``"none"`` skips the transfer; benchmarks/README.md, sections 11, 14 and 15). The
 ensemble, the label-free early stopping and the reliability rule are those of
 :class:`~scdeal.model.ScDEAL`, per drug. Target labels enter nowhere.
 
