@@ -99,12 +99,12 @@ class ScDealConfig:
     # output per drug on the shared embedding, chosen on the development benchmark by a
     # criterion written before its results (benchmarks/README.md, section 11).
     joint_head_dims: tuple[int, ...] | None = ()
-    # The joint model's transfer (benchmarks/README.md, sections 11, 14, 15): "summed" (the
-    # default: MMD + the cluster term, updating M_b, M_s and every output, with the drugs'
+    # The joint model's transfer (benchmarks/README.md, sections 11, 14, 15, 16): "summed"
+    # (the default: MMD + the cluster term, updating M_b, M_s and every output, the drugs'
     # terms averaged and the MMD weighted mmd_weight / D, i.e. counted once beside the D
-    # drugs' terms rather than once per drug's average; with one drug, the per-drug
-    # objective), "shared" (the same with the MMD at mmd_weight), "cells" (M_s alone, by MMD
-    # alone), "clusters" (no MMD: not a DaNN transfer) or "none" (no transfer). "summed" reproduced per-drug fits best on real cells
+    # drugs' terms; with one drug, the per-drug loss weights), "shared" (the same with the
+    # MMD at mmd_weight), "cells" (M_s alone, by MMD alone), "clusters" (no MMD: not a DaNN
+    # transfer) or "none" (no transfer). "summed" reproduced per-drug fits best on real cells
     # without reading their labels (section 15) and met the development criterion.
     joint_transfer: Literal["summed", "shared", "cells", "clusters", "none"] = "summed"
     dropout: float = 0.1

@@ -9,7 +9,7 @@ by its own waterfall and class-balanced within the drug; one cell extractor M_s 
 (pre-trained on the cells from that M_b, as in a single-drug fit); one DaNN transfer that
 updates the shared parts and every output: the drugs' cross-entropy and cluster terms averaged
 and the MMD weighted ``mmd_weight / D`` (``joint_transfer="summed"``: the MMD counted once
-beside the D drugs' terms, so with one drug it is the per-drug objective; ``"shared"`` keeps
+beside the D drugs' terms, so with one drug it has the per-drug loss weights; ``"shared"`` keeps
 ``mmd_weight``, ``"cells"`` moves the cell extractor alone by MMD alone, ``"clusters"`` drops
 the MMD, ``"none"`` skips the transfer; benchmarks/README.md, sections 11, 14 and 15). The
 ensemble, the label-free early stopping and the reliability rule are those of
@@ -44,6 +44,7 @@ from ._ensemble import torch_threads
 from ._model import ScDEAL
 from ._progress import _Progress
 from ._training import subsample
+from .config import ScDealConfig
 from .joint_labels import JointLabels, joint_labels
 from .process_lock import PROCESS_LOCK
 from .reliability import reliability_diagnostics
@@ -164,7 +165,7 @@ class JointScDEAL(ScDEAL):
         return JointSetup(labels, Xs, shared, device, bar, bulk.source, target,
                           time.perf_counter() - started)
 
-    def member_config(self, seed: int):
+    def member_config(self, seed: int) -> ScDealConfig:
         """The configuration member ``seed`` trains with: ``joint_transfer="summed"`` counts
         the MMD once beside the D drugs' terms (``mmd_weight / D`` with the drugs' terms
         averaged), ``"clusters"`` drops the MMD (the cluster term alone moves the cells),
