@@ -185,10 +185,15 @@ def config_file(tmp_path_factory):
     return path
 
 
+SCREENED = ["Gefitinib", "Erlotinib", "PLX-4720"]
+
+
 def _joint_screen(cells_file, config_file, out, *extra) -> int:
-    return main(["screen", "--strategy", "joint", "--drugs", "Gefitinib,Erlotinib,NoSuchDrug",
-                 "--target", str(cells_file), "--label-key", "sensitive", "--gene-ids",
-                 "symbol", "--config", str(config_file), "--out", str(out), "--quiet", *extra])
+    # Two blocks: the two EGFR inhibitors together (a JointScDEAL), PLX-4720 alone (ScDEAL).
+    return main(["screen", "--strategy", "joint", "--blocks", "2", "--drugs",
+                 "Gefitinib,Erlotinib,PLX4720,NoSuchDrug", "--target", str(cells_file),
+                 "--label-key", "sensitive", "--gene-ids", "symbol", "--config",
+                 str(config_file), "--out", str(out), "--quiet", *extra])
 
 
 @pytest.fixture(scope="module")
@@ -198,18 +203,29 @@ def joint_screen(data_env, cells_file, config_file, tmp_path_factory):
     return out
 
 
+def _no_training(*args, **kwargs):
+    raise AssertionError("a saved fit should have been reused")
+
+
 def test_a_joint_screen_writes_the_outputs_of_a_screen(joint_screen):
+    import json
+
     table = pd.read_csv(joint_screen / "drugs.csv")
     assert list(table.columns) == DRUG_COLUMNS
-    assert table.status.tolist() == ["ok", "ok", "unknown"]
+    assert table.status.tolist() == ["ok", "ok", "ok", "unknown"]
     ok = table[table.status == "ok"]
     assert ok.auroc.between(0, 1).all() and ok.bulk_test_auroc.between(0, 1).all()
     assert ok.reliable.isin([True, False]).all()
     screened = anndata.read_h5ad(joint_screen / "screen.h5ad")
-    assert list(screened.obsm["scdeal_screen"].columns) == ["Gefitinib", "Erlotinib"]
+    assert list(screened.obsm["scdeal_screen"].columns) == SCREENED
     assert screened.uns["scdeal_screen"]["strategy"] == "joint"
     assert (joint_screen / "groups.csv").is_file() and (joint_screen / "heatmap.png").is_file()
-    assert (joint_screen / "model" / "model.safetensors").is_file()
+    meta = json.loads((joint_screen / "model" / "config.json").read_text())
+    assert meta["kind"] == "screen"
+    assert meta["blocks"] == [["Gefitinib", "Erlotinib"], ["PLX-4720"]]
+    kinds = [json.loads((joint_screen / "model" / "blocks" / b / "config.json").read_text())
+             ["kind"] for b in ("000", "001")]
+    assert kinds == ["joint", "single"]
 
 
 def test_the_saved_joint_model_predicts_new_cells_for_every_drug(joint_screen, cells_file,
@@ -218,27 +234,26 @@ def test_the_saved_joint_model_predicts_new_cells_for_every_drug(joint_screen, c
     assert main(["predict", "--model", str(joint_screen / "model"), "--target",
                  str(cells_file), "--gene-ids", "symbol", "--out", str(out)]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert "joint model, 2 drugs" in line
+    assert "screen model of 2 fits, 3 drugs" in line
     predicted = anndata.read_h5ad(out).obsm["scdeal_screen"]
     screened = anndata.read_h5ad(joint_screen / "screen.h5ad").obsm["scdeal_screen"]
     pd.testing.assert_frame_equal(predicted, screened, atol=1e-5, check_dtype=False)
     reliability = pd.read_json(__import__("io").StringIO(
         anndata.read_h5ad(out).uns["scdeal_screen_model"]["reliability_json"]))
-    assert reliability.drug.tolist() == ["Gefitinib", "Erlotinib"]
+    assert reliability.drug.tolist() == SCREENED
+    table = pd.read_csv(joint_screen / "drugs.csv").set_index("drug").loc[SCREENED]
+    assert reliability.reliable.tolist() == table.reliable.tolist()
 
 
 def test_a_joint_screen_resumes_from_its_model_and_refuses_other_settings(
         joint_screen, cells_file, config_file, data_env, tmp_path, monkeypatch):
-    from scdeal.model import JointScDEAL
+    from scdeal.model import JointScDEAL, ScDEAL
 
     out = tmp_path / "resumed"
     shutil.copytree(joint_screen, out)
     (out / "drugs.csv").unlink()
-
-    def no_training(*args, **kwargs):
-        raise AssertionError("the saved joint model should have been reused")
-
-    monkeypatch.setattr(JointScDEAL, "fit", no_training)
+    monkeypatch.setattr(JointScDEAL, "fit", _no_training)
+    monkeypatch.setattr(ScDEAL, "fit", _no_training)
     assert _joint_screen(cells_file, config_file, out) == 0
     pd.testing.assert_frame_equal(pd.read_csv(out / "drugs.csv")[NUMBERS],
                                   pd.read_csv(joint_screen / "drugs.csv")[NUMBERS])
@@ -247,9 +262,9 @@ def test_a_joint_screen_resumes_from_its_model_and_refuses_other_settings(
                  "symbol", "--config", str(config_file), "--out", str(out), "--quiet"]) == 1
 
 
-def test_a_joint_fit_that_fails_fails_every_drug_and_is_tried_again(
+def test_a_failed_block_fails_its_drugs_keeps_the_others_and_is_tried_again(
         joint_screen, cells_file, config_file, data_env, tmp_path, monkeypatch):
-    from scdeal.model import JointScDEAL
+    from scdeal.model import JointScDEAL, ScDEAL
 
     out = tmp_path / "failing"
     original = JointScDEAL.fit
@@ -260,19 +275,22 @@ def test_a_joint_fit_that_fails_fails_every_drug_and_is_tried_again(
     monkeypatch.setattr(JointScDEAL, "fit", lost)
     assert _joint_screen(cells_file, config_file, out) == 0
     table = pd.read_csv(out / "drugs.csv")
-    assert table.status.tolist() == ["failed", "failed", "unknown"]
-    assert table.reason[0].startswith("joint model: RuntimeError: worker lost")
-    assert not (out / "model").exists()
+    assert table.status.tolist() == ["failed", "failed", "ok", "unknown"]
+    assert table.reason[0] == "joint fit of 2 drug(s): RuntimeError: worker lost"
+    assert not (out / "model").exists()  # the model is saved whole or not at all
+    # Run again: only the failed block is fitted (PLX-4720's finished fit is reused).
     monkeypatch.setattr(JointScDEAL, "fit", original)
+    monkeypatch.setattr(ScDEAL, "fit", _no_training)
     assert _joint_screen(cells_file, config_file, out) == 0
     pd.testing.assert_frame_equal(pd.read_csv(out / "drugs.csv")[NUMBERS],
                                   pd.read_csv(joint_screen / "drugs.csv")[NUMBERS])
+    assert (out / "model" / "config.json").is_file()
 
 
 def test_a_joint_screen_on_a_dask_cluster_gives_the_local_numbers(
         joint_screen, cells_file, config_file, data_env, tmp_path):
-    # The members are Dask tasks there; each holds its worker process (one worker of two
-    # threads runs both members, one at a time).
+    # The blocks are Dask tasks there; each holds its worker process (one worker of two
+    # threads runs both blocks, one at a time).
     from test_screen import _cluster
 
     out = tmp_path / "remote"
@@ -280,6 +298,14 @@ def test_a_joint_screen_on_a_dask_cluster_gives_the_local_numbers(
         assert _joint_screen(cells_file, config_file, out, "--scheduler", address) == 0
     pd.testing.assert_frame_equal(pd.read_csv(out / "drugs.csv")[NUMBERS],
                                   pd.read_csv(joint_screen / "drugs.csv")[NUMBERS], rtol=1e-5)
+
+
+def test_blocks_are_for_the_joint_strategy(data_env, cells_file, config_file, tmp_path,
+                                           capsys):
+    assert main(["screen", "--blocks", "3", "--drugs", "Gefitinib", "--target",
+                 str(cells_file), "--gene-ids", "symbol", "--config", str(config_file),
+                 "--out", str(tmp_path / "x"), "--quiet"]) == 1
+    assert "--blocks groups the drugs of --strategy joint" in capsys.readouterr().err
 
 
 def test_an_unknown_strategy_is_one_clear_error(data_env, cells_file, capsys):
@@ -301,25 +327,28 @@ def test_all_drugs_of_both_releases_are_each_screened_once(bulk):
     assert in_both & set(both)
 
 
-def test_a_member_whose_worker_dies_fails_every_drug_of_the_joint_fit():
+def test_a_block_whose_worker_dies_fails_and_the_other_blocks_are_kept():
     import dask
 
     from scdeal.model import ScDealConfig
     from scdeal.model.cache import MemoryCache
     from scdeal.workflows._screen_engine import dask_client
-    from scdeal.workflows._screen_joint import fit_joint
+    from scdeal.workflows._screen_joint import FinishedBlocks, block_key, fit_blocks
 
-    def task(adata, item, config, entries, gene_ids, *, drugs):  # pickled by value
+    def task(adata, key, config, entries, gene_ids, *, blocks):  # pickled by value
         import os as _os
 
-        if item == "1":
+        if len(blocks[key]) == 2:
             _os._exit(1)
-        return {"drug": item, "status": "ok", "member": None, "report": None}
+        return {"drug": key, "status": "ok", "block": blocks[key], "model": None,
+                "seconds": 1.0}
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
             dask_client(None, 1) as client:
-        model, rows = fit_joint(None, ["A", "B"], ScDealConfig(n_models=2), MemoryCache(),
-                                "symbol", client, False, None, task=task)
-    assert model is None and set(rows) == {"A", "B"}
-    assert all(r["status"] == "failed" and "member 1: KilledWorker" in r["reason"]
-               for r in rows.values())
+        rows = fit_blocks(None, [["A"], ["B", "C"]], ScDealConfig(n_models=2), MemoryCache(),
+                          "symbol", client, False, None, FinishedBlocks(None, "screen"),
+                          task=task)
+    assert rows[block_key(["A"])]["status"] == "ok"
+    failed = rows[block_key(["B", "C"])]
+    assert failed["status"] == "failed" and "KilledWorker" in failed["reason"]
+    assert failed["block"] == ["B", "C"]

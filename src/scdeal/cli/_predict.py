@@ -35,9 +35,11 @@ def _predict(args: argparse.Namespace) -> int:
     if result.chunk_reason is not None:
         print(f"scdeal predict: {result.chunk_reason} (chunks of 20,000 cells; --chunk-size "
               "sets them)")
-    if model.KIND == "joint":
+    if model.KIND in ("joint", "screen"):
         table = model.reliability_table()
-        print(f"scdeal predict: joint model, {len(model.drugs)} drugs x {adata.n_obs} cells "
+        what = ("joint model" if model.KIND == "joint" else
+                f"screen model of {len(model.blocks)} fits")
+        print(f"scdeal predict: {what}, {len(model.drugs)} drugs x {adata.n_obs} cells "
               f"(obsm {args.key_prefix + 'scdeal_screen'!r}), "
               f"{int(table.reliable.fillna(False).astype(bool).sum())} drugs "
               f"flagged reliable when fitted -> {args.out}")

@@ -60,6 +60,8 @@ def config_from_args(args: argparse.Namespace):
         changes["seed"] = args.seed
     if getattr(args, "release", None) is not None:
         changes["release"] = args.release
+    if getattr(args, "blocks", None) is not None:
+        changes["joint_blocks"] = args.blocks
     return config.replace(**changes)
 
 

@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "screen", help="predict many drugs on one target and rank them per cell group (Dask)",
         description="Fit one scDEAL model per drug on the same cells, the drug-independent "
                     "pre-training done once, the drugs in parallel on Dask (a local cluster by "
-                    "default, or --scheduler). Writes DIR/screen.h5ad (obsm 'scdeal_screen': "
+                    "default, or --scheduler); --strategy joint fits groups of similar drugs "
+                    "together instead (at most --blocks fits). Writes DIR/screen.h5ad (obsm 'scdeal_screen': "
                     "cells x drugs P(sensitive)), DIR/drugs.csv, DIR/groups.csv and "
                     "DIR/heatmap.png. Finished drugs in DIR are reused when the screen is "
                     "run again.")
@@ -45,9 +46,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="seconds to wait for --scheduler to answer (default 10)")
     parser.add_argument("--strategy", choices=["per-drug", "joint"], default="per-drug",
                         help="per-drug: one model per drug (the paper's method), the drugs "
-                             "spread over Dask workers; joint: one model for every drug (a "
-                             "shared trunk, one output per drug), saved in DIR/model, its "
-                             "members trained here or on --scheduler (default per-drug)")
+                             "spread over Dask workers; joint: the drugs grouped by their GDSC "
+                             "response into at most --blocks fits (a joint model per group, "
+                             "shared trunk and one output per drug; a drug alone: its per-drug "
+                             "model), saved in DIR/model, the fits run here or on --scheduler "
+                             "(default per-drug)")
+    parser.add_argument("--blocks", type=int, metavar="N",
+                        help="--strategy joint: at most N fits (default: the configuration's "
+                             "joint_blocks, 16); with no more drugs than N every drug is "
+                             "fitted alone")
     parser.add_argument("--workers", type=int, metavar="N",
                         help="worker processes of the local cluster (default: one per core)")
     parser.add_argument("--out", required=True, help="output folder (finished drugs are kept)")
@@ -64,6 +71,9 @@ def _screen(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise ScdealError(f"--workers must be at least 1, got {args.workers}")
+    if args.blocks is not None and args.strategy != "joint":
+        raise ScdealError("--blocks groups the drugs of --strategy joint; give --strategy "
+                          "joint or leave --blocks out")
     if args.scheduler and args.workers is not None:
         raise ScdealError("--workers sizes the local cluster; with --scheduler the cluster "
                           "has its own workers: give one or the other")

@@ -9,15 +9,17 @@ from .config import ScDealConfig, preset, presets
 from .joint import JointScDEAL
 from .labelled import stack_line
 from .metrics import METRIC_NAMES, classification_metrics
+from .screen_model import ScreenModel
 
 __all__ = ["METRIC_NAMES", "PRESETS", "JointScDEAL", "MemoryCache", "ModelCache", "ScDEAL",
-           "ScDealConfig", "classification_metrics", "load_model", "preset", "presets",
-           "stack_line"]
+           "ScDealConfig", "ScreenModel", "classification_metrics", "load_model", "preset",
+           "presets", "stack_line"]
 
 
-def load_model(path: str | Path, *, device: str | None = None) -> ScDEAL | JointScDEAL:
-    """A saved model, of the class it was saved from (:class:`ScDEAL` or
-    :class:`JointScDEAL`).
+def load_model(path: str | Path, *,
+               device: str | None = None) -> ScDEAL | JointScDEAL | ScreenModel:
+    """A saved model, of the class it was saved from (:class:`ScDEAL`, :class:`JointScDEAL`
+    or :class:`ScreenModel`, a joint screen's ``OUT/model``).
 
     Examples
     --------
@@ -34,7 +36,7 @@ def load_model(path: str | Path, *, device: str | None = None) -> ScDEAL | Joint
     """
     from ._persistence import model_kind
 
-    cls = JointScDEAL if model_kind(path) == "joint" else ScDEAL
+    cls = {"joint": JointScDEAL, "screen": ScreenModel}.get(model_kind(path), ScDEAL)
     return cls.load(path, device=device)
 
 

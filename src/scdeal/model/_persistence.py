@@ -63,8 +63,9 @@ def save_model(model, path: str | Path, *, overwrite: bool = False) -> Path:
     return path
 
 def model_kind(path: str | Path) -> str:
-    """``single`` (:class:`~scdeal.ScDEAL`) or ``joint`` (:class:`~scdeal.model.JointScDEAL`):
-    the kind of model saved in ``path`` (models saved before the joint model are single)."""
+    """``single`` (:class:`~scdeal.ScDEAL`), ``joint`` (:class:`~scdeal.model.JointScDEAL`) or
+    ``screen`` (:class:`~scdeal.model.ScreenModel`): the kind of model saved in ``path``
+    (models saved before the joint model are single)."""
     config = Path(path) / "config.json"
     if not config.is_file():
         raise ScdealError(f"{path} is not a saved scdeal model (no config.json)")
@@ -79,17 +80,18 @@ def load_model(cls, path: str | Path, *, device: str | None = None):
     from safetensors.torch import load_file
 
     path = Path(path)
+    kind = model_kind(path)  # first: a screen model's folder holds no weights of its own
+    if kind != cls.KIND:
+        name = {"joint": "scdeal.model.JointScDEAL", "screen": "scdeal.model.ScreenModel"}.get(
+            kind, "scdeal.ScDEAL")
+        raise ScdealError(f"{path} holds a {kind} model; load it with {name}.load (or "
+                          "scdeal.model.load_model, which picks the class)")
     needed = ["config.json", "model.safetensors", "genes.json", "scalers.npz"]
     if not path.is_dir() or any(not (path / n).is_file() for n in needed):
         raise ScdealError(f"{path} is not a saved scdeal model (needs {', '.join(needed)})")
     meta = json.loads((path / "config.json").read_text())
     if meta.get("format") != "scdeal-model":
         raise ScdealError(f"{path}/config.json is not a scdeal model configuration")
-    kind = meta.get("kind", "single")
-    if kind != cls.KIND:
-        raise ScdealError(f"{path} holds a {kind} model; load it with "
-                          f"{'scdeal.model.JointScDEAL' if kind == 'joint' else 'scdeal.ScDEAL'}"
-                          ".load (or scdeal.model.load_model, which picks the class)")
     config = ScDealConfig.from_dict(meta["config"])
     if device is not None:
         config = config.replace(device=device)

@@ -81,6 +81,7 @@ FIELD_ROLES: dict[str, tuple[Role, str]] = {
     "joint_transfer": ("drug", "the joint model's transfer: what each member trains with "
                                "(\"cells\" sets transfer_update and cluster_weight, which "
                                "enter the keys themselves)"),
+    "joint_blocks": ("drug", "which drugs a joint screen fits together"),
     "release": ("drug", "the drug's bulk labels; the pre-training uses no labels"),
     "metric": ("drug", "the drug's bulk labels"),
     "binarization": ("drug", "the drug's bulk labels"),

@@ -107,6 +107,12 @@ class ScDealConfig:
     # transfer) or "none" (no transfer). "summed" reproduced per-drug fits best on real cells
     # without reading their labels (section 15) and met the development criterion.
     joint_transfer: Literal["summed", "shared", "cells", "clusters", "none"] = "summed"
+    # A joint screen's fits (scdeal.model.ScreenModel): the drugs are grouped by their GDSC
+    # response (no cells, no labels of cells) into at most this many blocks, one JointScDEAL
+    # per block of several drugs and, for a drug alone, the per-drug ScDEAL of `scdeal run`.
+    # It bounds a screen's time (benchmarks/README.md, section 17); with no more drugs than
+    # blocks every drug is fitted alone.
+    joint_blocks: int = 16
     dropout: float = 0.1
     batch_norm: bool = True
     activation: Activation = "relu"
@@ -311,6 +317,7 @@ _RULES: dict[str, tuple[Any, str]] = {
     "seed": (_at_least(0, whole=True), "a whole number >= 0"),
     "num_threads": _WHOLE_POSITIVE,
     "member_threads": _WHOLE_POSITIVE,
+    "joint_blocks": _WHOLE_POSITIVE,
 }
 
 

@@ -40,6 +40,20 @@ def _worker_bulk():
     return load_gdsc()
 
 
+@contextlib.contextmanager
+def quiet_fit():
+    """Only errors from scdeal's logger meanwhile: a screen's drug table carries each fit's
+    reliability, and its warning would repeat it per drug. The logger is process-wide state:
+    only for code that holds the process (:data:`~scdeal.model.process_lock.PROCESS_LOCK`)."""
+    scdeal_log = logging.getLogger("scdeal")
+    level = scdeal_log.level
+    scdeal_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        scdeal_log.setLevel(level)
+
+
 def fit_drug(adata: AnnData, drug: str, config, entries: dict, gene_ids: str) -> dict[str, Any]:
     """One drug's fit and predictions, as a Dask task runs it (module-level, so picklable).
 
@@ -60,18 +74,12 @@ def fit_drug(adata: AnnData, drug: str, config, entries: dict, gene_ids: str) ->
     with PROCESS_LOCK:
         started, started_at = time.perf_counter(), time.time()
         bulk = _worker_bulk()  # outside the try: failing to load GDSC is not about the drug
-        # The drug table carries each fit's reliability; its warning would repeat it per drug.
-        # (The logger is process-wide state; this task holds the process.)
-        scdeal_log = logging.getLogger("scdeal")
-        level = scdeal_log.level
-        scdeal_log.setLevel(logging.ERROR)
         model = ScDEAL(config, cache=MemoryCache(entries))
         try:
-            model.fit(adata, drug, bulk=bulk, gene_ids=gene_ids)
+            with quiet_fit():
+                model.fit(adata, drug, bulk=bulk, gene_ids=gene_ids)
         except DrugError as err:
             return {"drug": drug, "status": "skipped", "reason": str(err)}
-        finally:
-            scdeal_log.setLevel(level)
         predicted = model.predict(adata, copy=True)
     p = predicted.obs["sens_preds"].to_numpy(np.float32)
     sd = predicted.obs["sens_preds_sd"].to_numpy(np.float32)

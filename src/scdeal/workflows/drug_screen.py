@@ -21,11 +21,16 @@ How a screen runs (:func:`screen`, ``scdeal screen``):
    worker that dies has its drug retried by Dask (``distributed.scheduler.allowed-failures``)
    and then reported ``failed``; the other drugs are kept.
 
-With ``strategy="joint"`` (``--strategy joint``), steps 3 and 4 are one
-:class:`~scdeal.model.JointScDEAL` for every drug instead (a shared trunk, one output per drug;
-its members in this process's threads, or as Dask tasks on a given ``scheduler``), saved in
-``OUT/model/`` and read back when the same screen is run again; the outputs are the same. A
-fit that fails makes every drug ``failed`` (tried again when resumed).
+With ``strategy="joint"`` (``--strategy joint``), steps 3 and 4 are a
+:class:`~scdeal.model.ScreenModel` instead: the drugs grouped by their GDSC response into at
+most ``joint_blocks`` blocks, one :class:`~scdeal.model.JointScDEAL` per block of several
+drugs and the per-drug :class:`~scdeal.ScDEAL` for a drug alone (with no more drugs than
+blocks, every drug alone: the numbers of ``scdeal run``). The blocks are fitted one after
+another in this process (each block's members in its threads), or as Dask tasks on a given
+``scheduler``; each finished block is kept in ``OUT/parts/blocks/`` (an interrupted screen
+resumes from them), and the whole model in ``OUT/model/``, read back when the same screen is
+run again; the outputs are the same. A block whose fit fails makes its drugs ``failed``
+(tried again when resumed); the other blocks are kept.
 
 Outputs (``OUT``): ``screen.h5ad`` (the cells with ``obsm['scdeal_screen']``, cells x drugs
 P(sensitive), ``obsm['scdeal_screen_sd']``, the members' spread, the groups in ``obs`` and the
@@ -56,7 +61,13 @@ from ._screen_engine import (
     screen_fingerprint,
     warm_worker,
 )
-from ._screen_joint import JOINT_MODEL, fit_joint, joint_results, load_joint
+from ._screen_joint import (
+    JOINT_MODEL,
+    FinishedBlocks,
+    drug_rows,
+    fit_blocks,
+    load_screen_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -200,10 +211,12 @@ def screen(
         As for :class:`scdeal.ScDEAL`: where the drug-independent pre-training is kept.
     strategy
         ``"per-drug"``: one :class:`~scdeal.ScDEAL` per drug (the paper's method), the drugs
-        spread over Dask workers. ``"joint"``: one :class:`~scdeal.model.JointScDEAL` for
-        every drug (a shared trunk, one output per drug), saved in ``out/model/`` (reused
-        when the screen is run again); its members train in this process's threads
-        (``member_threads``), or as Dask tasks on ``scheduler`` when one is given.
+        spread over Dask workers. ``"joint"``: a :class:`~scdeal.model.ScreenModel`, the
+        drugs in at most ``joint_blocks`` blocks of similar GDSC response, one fit per block
+        (:class:`~scdeal.model.JointScDEAL`, or :class:`~scdeal.ScDEAL` for a drug alone),
+        saved in ``out/model/`` (reused when the screen is run again); the blocks train in
+        this process (each block's members in ``member_threads`` threads), or as Dask tasks
+        on ``scheduler`` when one is given.
 
     Examples
     --------
@@ -252,11 +265,14 @@ def screen(
                     "strategy": strategy}
         parts = ScreenParts(Path(out), fingerprint, manifest)
     results = parts.load() if parts is not None and strategy == "per-drug" else {}
-    joint_model = None
     if strategy == "joint" and out is not None:
-        joint_model = load_joint(Path(out) / JOINT_MODEL, fingerprint, todo)
-        if joint_model is not None:
-            results = joint_results(joint_model, adata, time.perf_counter() - started)
+        saved = load_screen_model(Path(out) / JOINT_MODEL, fingerprint, todo)
+        if saved is not None:
+            seconds = saved.training.get("timings_s", {}).get("blocks", {})
+            for block, model in zip(saved.blocks, saved.models, strict=True):
+                results.update(drug_rows({"status": "ok", "block": block, "model": model,
+                                          "seconds": seconds.get(", ".join(block), np.nan)},
+                                         adata))
     todo_now = [d for d in todo if d not in results]
     if len(todo_now) < len(todo):
         log.info("scdeal screen: %d of %d drugs already finished in %s",
@@ -286,13 +302,8 @@ def screen(
         timings["pretraining"] = time.perf_counter() - t0
         if strategy == "joint" and todo_now:
             t0 = time.perf_counter()
-            joint_model, fitted = fit_joint(adata, todo_now, config, store, gene_ids,
-                                            client, progress, bulk)
-            if joint_model is not None and out is not None:
-                joint_model.training["screen_fingerprint"] = fingerprint
-                joint_model.save(Path(out) / JOINT_MODEL, overwrite=True)
-            results.update(fitted if joint_model is None else
-                           joint_results(joint_model, adata, time.perf_counter() - t0))
+            results.update(_joint(adata, todo_now, config, store, gene_ids, client, progress,
+                                  bulk, None if out is None else Path(out), fingerprint))
             timings["joint_fit"] = time.perf_counter() - t0
         elif client is not None:
             t0 = time.perf_counter()
@@ -334,6 +345,30 @@ def screen(
     log.info("scdeal screen: %d drugs screened, %d not; seconds: %s", len(ok),
              len(table) - len(ok), ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
     return ScreenResult(table, groups, groupby, Path(out) if out is not None else None)
+
+
+def _joint(adata: AnnData, drugs: list[str], config, store, gene_ids: str, client,
+           progress: bool, bulk, out: Path | None, fingerprint: str) -> dict[str, dict]:
+    """The joint strategy: the drugs' blocks fitted (finished ones reused), each drug's row,
+    and, when every block was fitted, the :class:`~scdeal.model.ScreenModel` saved in
+    ``out/model/``."""
+    from ..model import ScreenModel
+
+    model = ScreenModel(config, cache=store)
+    blocks = model.plan(drugs, bulk)
+    log.info("scdeal screen: %d drugs in %d joint fits", len(drugs), len(blocks))
+    fitted = fit_blocks(adata, blocks, config, store, gene_ids, client, progress, bulk,
+                        FinishedBlocks(out, fingerprint))
+    rows: dict[str, dict] = {}
+    for row in fitted.values():
+        rows.update(drug_rows(row, adata))
+    if out is not None and all(row["status"] == "ok" for row in fitted.values()):
+        by_block = {", ".join(row["block"]): row for row in fitted.values()}
+        model.assemble(blocks, [by_block[", ".join(b)]["model"] for b in blocks],
+                       {"screen_fingerprint": fingerprint,
+                        "timings_s": {"blocks": {k: r["seconds"] for k, r in by_block.items()}}})
+        model.save(out / JOINT_MODEL, overwrite=True)
+    return rows
 
 
 def _natural(name: str):

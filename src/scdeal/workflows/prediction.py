@@ -23,7 +23,8 @@ class PredictResult:
     Attributes
     ----------
     model
-        The loaded model (:class:`~scdeal.ScDEAL` or :class:`~scdeal.JointScDEAL`).
+        The loaded model (:class:`~scdeal.ScDEAL`, :class:`~scdeal.JointScDEAL` or
+        :class:`~scdeal.model.ScreenModel`).
     adata
         The cells with the predictions; streamed in chunks it holds no genes.
     out
@@ -113,16 +114,17 @@ def predict(model, target: str | Path | AnnData, out: str | Path | None = None, 
     if isinstance(model, str | Path):
         model = load_run_model(model, device=device)
     kind = getattr(model, "KIND", "single")
+    many = kind in ("joint", "screen")  # every drug of a joint fit or of a screen
     reason = None
-    if chunk_size is None and kind != "joint" and not isinstance(target, AnnData):
+    if chunk_size is None and not many and not isinstance(target, AnnData):
         from ..data.backed import reads_backed
 
         reason = reads_backed(target)
         if reason is not None:
             chunk_size = DEFAULT_CHUNK
     if chunk_size:
-        if kind == "joint":
-            raise ScdealError("--chunk-size: a joint model predicts a target read whole; "
+        if many:
+            raise ScdealError("--chunk-size: a joint or screen model predicts a target read whole; "
                               "split the file and predict each part")
         if isinstance(target, AnnData):
             raise ScdealError("chunk_size reads a file a chunk at a time; give the path of an "
@@ -136,7 +138,7 @@ def predict(model, target: str | Path | AnnData, out: str | Path | None = None, 
 
             target = read_target(target, sep=sep, label_key=label_key, orientation=orientation)
         adata = target
-        if kind == "joint":
+        if many:
             model.predict(adata, key_added=f"{key_prefix}scdeal_screen", gene_ids=gene_ids)
             result = PredictResult(model, adata)
         else:
