@@ -99,11 +99,21 @@ def run_fit(drug: str, seed: int, args: dict, path: Path) -> str:
     # member_threads=1: the fits already run in parallel processes (same numbers either way).
     config = ScDealConfig(**{"member_threads": 1, **overrides, "seed": seed * n_models,
                              "release": "GDSC2"})
-    if args.get("joint_drugs"):  # one joint model of every development drug; this drug's output
+    block = None
+    if args.get("joint_drugs"):
+        # A joint screen of every development drug (scdeal.model.ScreenModel): the drugs in
+        # joint_blocks blocks of similar GDSC response; this drug's block is fitted (the
+        # blocks are independent fits), a JointScDEAL, or the per-drug ScDEAL when alone.
+        from scdeal.model import ScreenModel
+
+        block = next(b for b in ScreenModel(config).plan(args["joint_drugs"],
+                                                          bulk.without_lines(held))
+                     if bulk.resolve_drug(drug) in b)
+    if block is not None and len(block) > 1:
         from scdeal.model import JointScDEAL
 
-        model = JointScDEAL(config).fit(target, args["joint_drugs"],
-                                        bulk=bulk.without_lines(held), gene_ids="symbol")
+        model = JointScDEAL(config).fit(target, block, bulk=bulk.without_lines(held),
+                                        gene_ids="symbol")
         column = model.drugs.index(bulk.resolve_drug(drug))
         X, names = model.target_matrix(target)
         post, pre, _ = model._predict_members(X)
@@ -120,7 +130,8 @@ def run_fit(drug: str, seed: int, args: dict, path: Path) -> str:
         reliability = model.reliability
     y = target.obs.loc[names, "sensitive"].astype(int).to_numpy()
     meta = {"drug": drug, "seed": seed, "model_seed": config.seed, "overrides": overrides,
-            "joint": bool(args.get("joint_drugs")), "bulk_test_metrics_per_model": bulk_metrics,
+            "joint": bool(args.get("joint_drugs")), "block": block,
+            "bulk_test_metrics_per_model": bulk_metrics,
             "reliability": reliability,
             "wall_s": time.perf_counter() - started, **{k: v for k, v in args.items()
                                                          if k not in ("overrides", "joint_drugs")}}
@@ -180,7 +191,7 @@ def summarise(out: Path) -> pd.DataFrame:
                "auroc_pretransfer": roc_auc_score(y, pre.mean(0)),
                "member_auroc_min": min(roc_auc_score(y, p) for p in post),
                "member_auroc_max": max(roc_auc_score(y, p) for p in post),
-               "wall_s": meta["wall_s"]}
+               "wall_s": meta["wall_s"], "block_size": len(meta.get("block") or [meta["drug"]])}
         row.update({k: v for k, v in diag.items() if not isinstance(v, dict | list)})
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -202,8 +213,9 @@ def main(argv=None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                         help="a ScDealConfig override, e.g. --set n_models=9")
     parser.add_argument("--joint", action="store_true",
-                        help="score each drug's output of ONE joint model of all the drugs "
-                             "(scdeal.model.JointScDEAL) instead of its own per-drug fit")
+                        help="score each drug's output of a joint screen of all the drugs "
+                             "(scdeal.model.ScreenModel: joint_blocks blocks, this drug's "
+                             "block fitted) instead of its own per-drug fit")
     parser.add_argument("--cases", type=Path, help="real labelled cases (TOML) instead of drugs")
     parser.add_argument("--data-dir", type=Path, help="folder the case file's targets are in")
     parser.add_argument("--jobs", type=int, default=2)

@@ -10,7 +10,9 @@ of an installation):
    name), 2 local workers; its time is scaled to all of them (said so in the table);
 4. on each of the three shared cases: a joint screen of the three case drugs, and the case's
    own ``scdeal run`` (AUROC of the case's own drug against the cells' labels);
-5. where the 12 MAPK-pathway inhibitors rank among all GDSC2 drugs in the joint screen of 2.
+5. where the 12 MAPK-pathway inhibitors rank among all GDSC2 drugs in the joint screen of 2;
+6. the Gefitinib and Afatinib cases' drugs inside an all-GDSC2 joint screen on their own cells
+   (section 17; PLX4720's is the screen of 2).
 
 The cells' labels only score. Writes ``benchmarks/joint_screen/results.json``, the screens'
 ``drugs.csv`` files and ``mapk.md``.
@@ -121,6 +123,21 @@ def main() -> None:
               flush=True)
     results["cases"] = cases
     results["cases_plx_in_joint_all"] = auroc_of(joint_all, "PLX-4720")
+    # Each other case's drug inside the all-GDSC2 joint screen on its own cells (its block
+    # shares with other drugs there; section 17's criterion 3b).
+    in_all = {"PLX4720": results["cases_plx_in_joint_all"]}
+    for case, drug in CASES.items():
+        if case == "PLX4720":
+            continue
+        cold()
+        out = work / f"joint_all_{case}"
+        timed(["screen", "--strategy", "joint", "--drugs", "all", *common(case), "--config",
+               str(gdsc2), "--out", str(out)], env)
+        in_all[case] = auroc_of(out, drug)
+        print(f"{case} in the all-GDSC2 joint screen: {in_all[case]:.3f}", flush=True)
+    results["cases_in_joint_all"] = in_all
+    model = json.loads((joint_all / "model" / "config.json").read_text())
+    results["blocks"] = model.get("blocks")
     results["mapk"] = mapk_ranks(table, args.out)
     results["load_after"] = os.getloadavg()
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
