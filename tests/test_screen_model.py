@@ -58,14 +58,16 @@ def test_gdsc_groups_drugs_of_one_target(bulk):
                                   "Afatinib", "SB590885"], "GDSC2")
     assert drug_blocks(table, 2) == [["Gefitinib", "Erlotinib", "Afatinib"],
                                      ["PLX-4720", "Dabrafenib", "SB590885"]]
-    # Every GDSC2 drug in 16 blocks: the 12 BRAF/MEK/ERK inhibitors fall in one.
+    # Every GDSC2 drug in the default number of blocks: the 12 BRAF/MEK/ERK inhibitors fall
+    # in one.
     from scdeal.model import ScDealConfig
     from scdeal.workflows.drug_screen import resolve_drugs
 
     every = [r["drug"] for r in resolve_drugs(bulk, "all", ScDealConfig(release="GDSC2"))
              if r["status"] == "todo"]
-    blocks = drug_blocks(response_table(bulk, every, "GDSC2"), 16)
-    assert len(blocks) == 16 and sorted(sum(blocks, [])) == sorted(every)
+    n = ScDealConfig().joint_blocks
+    blocks = drug_blocks(response_table(bulk, every, "GDSC2"), n)
+    assert len(blocks) == n and sorted(sum(blocks, [])) == sorted(every)
     assert len({i for i, block in enumerate(blocks) for d in block if d in MAPK}) == 1
 
 

@@ -3,7 +3,8 @@
 The public API is loaded on first use, so ``import scdeal`` (and ``scdeal --help``) stays fast:
 
 - :class:`ScDEAL` and :class:`ScDealConfig`: the model (``scdeal.model``);
-  :class:`JointScDEAL`: one model for many drugs (``scdeal screen --strategy joint``);
+  :class:`JointScDEAL`: one model for many drugs (``scdeal screen --strategy joint`` fits
+  one per block of similar drugs, :class:`scdeal.model.ScreenModel`);
 - ``scdeal.data``: GDSC bulk data, single-cell input, gene identifiers, labels;
 - ``scdeal.tl``: analyses (attributions, critical genes, gene scores, trajectories, ...);
 - ``scdeal.pl``: figures;

@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "(default per-drug)")
     parser.add_argument("--blocks", type=int, metavar="N",
                         help="--strategy joint: at most N fits (default: the configuration's "
-                             "joint_blocks, 16); with no more drugs than N every drug is "
+                             "joint_blocks, 8); with no more drugs than N every drug is "
                              "fitted alone")
     parser.add_argument("--workers", type=int, metavar="N",
                         help="worker processes of the local cluster (default: one per core)")

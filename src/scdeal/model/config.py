@@ -110,9 +110,10 @@ class ScDealConfig:
     # A joint screen's fits (scdeal.model.ScreenModel): the drugs are grouped by their GDSC
     # response (no cells, no labels of cells) into at most this many blocks, one JointScDEAL
     # per block of several drugs and, for a drug alone, the per-drug ScDEAL of `scdeal run`.
-    # It bounds a screen's time (benchmarks/README.md, section 17); with no more drugs than
-    # blocks every drug is fitted alone.
-    joint_blocks: int = 16
+    # It bounds a screen's time: 8, because 16 took 3.9x one `scdeal run` for every GDSC2
+    # drug, over the 3x fixed beforehand (benchmarks/README.md, section 17); with no more
+    # drugs than blocks every drug is fitted alone.
+    joint_blocks: int = 8
     dropout: float = 0.1
     batch_norm: bool = True
     activation: Activation = "relu"

@@ -76,7 +76,8 @@ class JointScDEAL(ScDEAL):
     takes a list of drugs, :meth:`predict` writes cells x drugs P(sensitive) into ``obsm``.
     ``reliability`` holds, per drug, the label-free diagnostics and verdict of
     :mod:`scdeal.model.reliability` (the members' consensus on that drug's output, and its
-    held-out bulk AUROC). ``scdeal screen --strategy joint`` uses it.
+    held-out bulk AUROC). ``scdeal screen --strategy joint`` fits one per block of drugs
+    that respond alike (:class:`~scdeal.model.ScreenModel`).
 
     Examples
     --------
