@@ -141,6 +141,7 @@ class ScreenModel:
             progress: bool = False) -> ScreenModel:
         """Fit every block of ``drugs`` (:meth:`plan`) on GDSC and the cells of ``adata``, one
         after another; ``bulk``, ``gene_ids``, ``progress`` as for :meth:`ScDEAL.fit`."""
+        from ._ensemble import cache_store
         from .cache import MemoryCache
 
         started = time.perf_counter()
@@ -149,8 +150,8 @@ class ScreenModel:
 
             bulk = load_gdsc()
         blocks = self.plan(drugs, bulk)
-        # Without a cache, the blocks still share the one pre-training, in memory.
-        cache = MemoryCache() if self.cache is False else self.cache
+        # The blocks share the one pre-training in memory (read from or stored in the cache).
+        cache = MemoryCache(backing=cache_store(self.cache))
         models = [fit_block(block_model(self.config, block, cache), adata, block, bulk=bulk,
                             gene_ids=gene_ids, progress=progress) for block in blocks]
         return self.assemble(blocks, models,
