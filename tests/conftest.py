@@ -55,6 +55,16 @@ def bulk(gdsc_data_dir: str):
         mp.undo()
 
 
+@pytest.fixture(scope="session")
+def demo_cells(bulk):
+    """60 cells simulated from 6 held-out GDSC lines (Gefitinib's labels), and GDSC without
+    those lines: what the multi-drug models' tests train on (treat as read-only)."""
+    from scdeal.data.simulate import demo_target
+
+    adata, held = demo_target(bulk, "Gefitinib", lines_per_class=3, cells_per_line=10)
+    return adata, bulk.without_lines(held)
+
+
 def write_scad_like_target(bulk, path: Path, *, drug: str = TARGET_DRUG, lines_per_class: int = 11,
                            cells_per_line: int = 3, n_genes: int = 2733, n_cell_only: int = 200,
                            seed: int = 0) -> Path:

@@ -70,11 +70,8 @@ def test_a_drug_without_enough_lines_is_named(bulk):
 
 
 @pytest.fixture(scope="module")
-def cells(bulk):
-    from scdeal.data.simulate import demo_target
-
-    adata, held = demo_target(bulk, "Gefitinib", lines_per_class=3, cells_per_line=10)
-    return adata, bulk.without_lines(held)
+def cells(demo_cells):
+    return demo_cells
 
 
 @pytest.fixture(scope="module")
@@ -226,6 +223,7 @@ def test_a_joint_screen_writes_the_outputs_of_a_screen(joint_screen):
     kinds = [json.loads((joint_screen / "model" / "blocks" / b / "config.json").read_text())
              ["kind"] for b in ("000", "001")]
     assert kinds == ["joint", "single"]
+    assert not (joint_screen / "parts" / "blocks").exists()  # kept only until the model is
 
 
 def test_the_saved_joint_model_predicts_new_cells_for_every_drug(joint_screen, cells_file,
@@ -258,8 +256,9 @@ def test_a_joint_screen_resumes_from_its_model_and_refuses_other_settings(
     pd.testing.assert_frame_equal(pd.read_csv(out / "drugs.csv")[NUMBERS],
                                   pd.read_csv(joint_screen / "drugs.csv")[NUMBERS])
     # A per-drug screen into the joint screen's folder is refused, not mixed.
-    assert main(["screen", "--drugs", "Gefitinib", "--target", str(cells_file), "--gene-ids",
-                 "symbol", "--config", str(config_file), "--out", str(out), "--quiet"]) == 1
+    assert main(["screen", "--strategy", "per-drug", "--drugs", "Gefitinib", "--target",
+                 str(cells_file), "--gene-ids", "symbol", "--config", str(config_file), "--out",
+                 str(out), "--quiet"]) == 1
 
 
 def test_a_failed_block_fails_its_drugs_keeps_the_others_and_is_tried_again(
@@ -302,9 +301,9 @@ def test_a_joint_screen_on_a_dask_cluster_gives_the_local_numbers(
 
 def test_blocks_are_for_the_joint_strategy(data_env, cells_file, config_file, tmp_path,
                                            capsys):
-    assert main(["screen", "--blocks", "3", "--drugs", "Gefitinib", "--target",
-                 str(cells_file), "--gene-ids", "symbol", "--config", str(config_file),
-                 "--out", str(tmp_path / "x"), "--quiet"]) == 1
+    assert main(["screen", "--strategy", "per-drug", "--blocks", "3", "--drugs", "Gefitinib",
+                 "--target", str(cells_file), "--gene-ids", "symbol", "--config",
+                 str(config_file), "--out", str(tmp_path / "x"), "--quiet"]) == 1
     assert "--blocks groups the drugs of --strategy joint" in capsys.readouterr().err
 
 

@@ -96,7 +96,8 @@ def config_file(tmp_path_factory):
 
 
 def _cli_screen(cells_file, config_file, out, *extra) -> int:
-    return main(["screen", "--drugs", ",".join(DRUGS), "--target", str(cells_file),
+    return main(["screen", "--strategy", "per-drug", "--drugs", ",".join(DRUGS), "--target",
+                 str(cells_file),
                  "--label-key", "sensitive", "--gene-ids", "symbol", "--config",
                  str(config_file), "--out", str(out), "--quiet", *extra])
 
@@ -176,9 +177,9 @@ def test_an_interrupted_screen_resumes(local_screen, cells_file, config_file, da
                                   pd.read_csv(local_screen / "drugs.csv")[NUMBERS])
 
     # The same folder with other settings is refused, not mixed.
-    assert main(["screen", "--drugs", "Gefitinib", "--target", str(cells_file), "--gene-ids",
-                 "symbol", "--config", str(config_file), "--seed", "3", "--out", str(out),
-                 "--quiet"]) == 1
+    assert main(["screen", "--strategy", "per-drug", "--drugs", "Gefitinib", "--target",
+                 str(cells_file), "--gene-ids", "symbol", "--config", str(config_file), "--seed",
+                 "3", "--out", str(out), "--quiet"]) == 1
 
 
 # ------------------------------------------------------------------------------ a Dask cluster

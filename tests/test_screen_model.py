@@ -82,27 +82,19 @@ def test_the_configuration_refuses_no_blocks():
 
 
 @pytest.fixture(scope="module")
-def cells(bulk):
-    from scdeal.data.simulate import demo_target
-
-    adata, held = demo_target(bulk, "Gefitinib", lines_per_class=3, cells_per_line=10)
-    return adata, bulk.without_lines(held)
-
-
-@pytest.fixture(scope="module")
-def screen_model(cells):
+def screen_model(demo_cells):
     from scdeal.model import ScreenModel
 
-    adata, bulk = cells
+    adata, bulk = demo_cells
     return ScreenModel(TINY, cache=False, joint_blocks=2).fit(
         adata, ["Gefitinib", "PLX4720", "Erlotinib"], bulk=bulk, gene_ids="symbol")
 
 
-def test_a_drug_alone_in_its_block_gets_the_numbers_of_its_own_run(screen_model, cells):
+def test_a_drug_alone_in_its_block_gets_the_numbers_of_its_own_run(screen_model, demo_cells):
     from scdeal import ScDEAL
     from scdeal.model import JointScDEAL
 
-    adata, bulk = cells
+    adata, bulk = demo_cells
     assert screen_model.blocks == [["Gefitinib", "Erlotinib"], ["PLX-4720"]]
     assert [type(m) for m in screen_model.models] == [JointScDEAL, ScDEAL]
     own = ScDEAL(TINY, cache=False).fit(adata, "PLX4720", bulk=bulk, gene_ids="symbol")
@@ -115,11 +107,11 @@ def test_a_drug_alone_in_its_block_gets_the_numbers_of_its_own_run(screen_model,
     assert table.set_index("drug").loc["PLX-4720", "reliable"] == own.reliability["reliable"]
 
 
-def test_a_saved_screen_model_predicts_the_same(screen_model, cells, tmp_path):
+def test_a_saved_screen_model_predicts_the_same(screen_model, demo_cells, tmp_path):
     from scdeal import ScDEAL
     from scdeal.model import ScreenModel, load_model
 
-    adata = cells[0].copy()
+    adata = demo_cells[0].copy()
     screen_model.save(tmp_path / "model")
     with pytest.raises(ScdealError, match="exists"):
         screen_model.save(tmp_path / "model")

@@ -17,13 +17,15 @@ from ._run import (
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "screen", help="predict many drugs on one target and rank them per cell group (Dask)",
-        description="Fit one scDEAL model per drug on the same cells, the drug-independent "
-                    "pre-training done once, the drugs in parallel on Dask (a local cluster by "
-                    "default, or --scheduler); --strategy joint fits groups of similar drugs "
-                    "together instead (at most --blocks fits). Writes DIR/screen.h5ad (obsm 'scdeal_screen': "
-                    "cells x drugs P(sensitive)), DIR/drugs.csv, DIR/groups.csv and "
-                    "DIR/heatmap.png. Finished drugs in DIR are reused when the screen is "
-                    "run again.")
+        description="Predict many drugs on the same cells, the drug-independent pre-training "
+                    "done once. By default (--strategy joint) the drugs are grouped by their "
+                    "GDSC response into at most --blocks fits, one joint model per group (a "
+                    "drug alone: its per-drug model), fitted here or on Dask (--scheduler, "
+                    "--workers); --strategy per-drug fits one model per drug, the drugs in "
+                    "parallel on Dask. Writes DIR/screen.h5ad (obsm 'scdeal_screen': cells x "
+                    "drugs P(sensitive)), DIR/drugs.csv, DIR/groups.csv and DIR/heatmap.png "
+                    "(joint: and DIR/model). Finished drugs in DIR are reused when the screen "
+                    "is run again.")
     parser.add_argument("--drugs", required=True, metavar="LIST",
                         help="comma-separated drug names, @FILE (one per line) or 'all' (every "
                              "GDSC drug with enough labelled cell lines)")
@@ -44,19 +46,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "(default: a local cluster on this machine's cores)")
     parser.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
                         help="seconds to wait for --scheduler to answer (default 10)")
-    parser.add_argument("--strategy", choices=["per-drug", "joint"], default="per-drug",
+    parser.add_argument("--strategy", choices=["joint", "per-drug"], default="joint",
                         help="per-drug: one model per drug (the paper's method), the drugs "
                              "spread over Dask workers; joint: the drugs grouped by their GDSC "
                              "response into at most --blocks fits (a joint model per group, "
                              "shared trunk and one output per drug; a drug alone: its per-drug "
                              "model), saved in DIR/model, the fits run here or on --scheduler "
-                             "(default per-drug)")
+                             "(default joint; with no more drugs than --blocks, every drug is "
+                             "fitted alone, as per-drug)")
     parser.add_argument("--blocks", type=int, metavar="N",
                         help="--strategy joint: at most N fits (default: the configuration's "
                              "joint_blocks, 8); with no more drugs than N every drug is "
                              "fitted alone")
     parser.add_argument("--workers", type=int, metavar="N",
-                        help="worker processes of the local cluster (default: one per core)")
+                        help="worker processes of the local cluster (default: one per core; "
+                             "--strategy joint fits its blocks here unless N is given)")
     parser.add_argument("--out", required=True, help="output folder (finished drugs are kept)")
     add_cache_argument(parser)
     parser.set_defaults(func=_screen)

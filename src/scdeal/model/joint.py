@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from anndata import AnnData
 
-from .._io import jsonable, summary_uns
+from .._io import jsonable
 from .._system import usable_cores
 from ..data.gdsc import BulkData
 from ..errors import ScdealError
@@ -42,6 +42,7 @@ from . import _fitting as fitting
 from . import prepare as prep
 from ._ensemble import torch_threads
 from ._model import ScDEAL
+from ._multidrug import MultiDrugPredictions
 from ._progress import _Progress
 from ._training import subsample
 from .config import ScDealConfig
@@ -51,7 +52,6 @@ from .reliability import reliability_diagnostics
 
 log = logging.getLogger(__name__)
 
-SCREEN_KEY = "scdeal_screen"
 RELIABILITY_MAX_CELLS = 20000
 
 
@@ -69,7 +69,7 @@ class JointSetup:
     seconds: float
 
 
-class JointScDEAL(ScDEAL):
+class JointScDEAL(MultiDrugPredictions, ScDEAL):
     """One scDEAL model for many drugs at once (a shared trunk, one output per drug).
 
     Same configuration, cache and ensemble as :class:`~scdeal.model.ScDEAL`; :meth:`fit`
@@ -294,36 +294,6 @@ class JointScDEAL(ScDEAL):
             X, names = self.target_rows(adata, gene_ids=gene_ids, layer=layer)
             post, _, _ = self._predict_members(X, pretransfer=False)
         return post, names
-
-    def predict_proba(self, adata: AnnData, *, gene_ids: str | None = None,
-                      layer: str | None = None) -> pd.DataFrame:
-        """P(sensitive), cells x drugs, the members' mean (NaN for cells removed by QC)."""
-        post, names = self.predict_members(adata, gene_ids=gene_ids, layer=layer)
-        return pd.DataFrame(post.mean(axis=0), index=names,
-                            columns=self.drugs).reindex(adata.obs_names)
-
-    def predict(self, adata: AnnData, *, key_added: str = SCREEN_KEY, copy: bool = False,
-                gene_ids: str | None = None, layer: str | None = None) -> AnnData | None:
-        """Predict every drug for every cell and write the results into ``adata``.
-
-        Writes ``obsm[key_added]`` (DataFrame, cells x drugs, P(sensitive), the members'
-        mean; NaN for cells removed by quality control), ``obsm[key_added + '_sd']`` (the
-        members' standard deviation) and ``uns[key_added + '_model']`` (configuration, genes,
-        versions and the per-drug reliability of the fit, :meth:`reliability_table`).
-        ``gene_ids``, ``layer``: as for :meth:`ScDEAL.predict`. Returns the annotated copy
-        when ``copy=True``, else ``None``.
-        """
-        post, names = self.predict_members(adata, gene_ids=gene_ids, layer=layer)
-        out = adata.copy() if copy else adata
-        mean = pd.DataFrame(post.mean(axis=0), index=names, columns=self.drugs)
-        sd = pd.DataFrame(post.std(axis=0), index=names, columns=self.drugs)
-        out.obsm[key_added] = mean.reindex(out.obs_names).astype(np.float32)
-        out.obsm[f"{key_added}_sd"] = sd.reindex(out.obs_names).astype(np.float32)
-        info = self.summary()
-        uns = summary_uns(info, leave_out=("reliability",))
-        uns["reliability_json"] = self.reliability_table().to_json(orient="records")
-        out.uns[f"{key_added}_model"] = uns
-        return out if copy else None
 
     def predict_file(self, path: str | Path, **kwargs):
         raise ScdealError("a joint model predicts from memory: read the file "

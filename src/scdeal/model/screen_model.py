@@ -22,11 +22,12 @@ import pandas as pd
 from anndata import AnnData
 
 from .. import __version__
-from .._io import atomic_dir, jsonable, summary_uns
+from .._io import atomic_dir, jsonable
 from ..errors import ScdealError
 from ._model import ScDEAL
+from ._multidrug import MultiDrugPredictions
 from .drug_blocks import drug_blocks, response_table
-from .joint import SCREEN_KEY, JointScDEAL
+from .joint import JointScDEAL
 
 RELIABILITY_COLUMNS = ["reliable", "reason", "member_agreement", "member_consensus",
                        "bulk_test_auroc"]
@@ -71,7 +72,7 @@ def block_reliability(model: ScDEAL | JointScDEAL) -> dict[str, dict]:
     return {model.drug: {k: rel.get(k) for k in RELIABILITY_COLUMNS}}
 
 
-class ScreenModel:
+class ScreenModel(MultiDrugPredictions):
     """Many drugs on one dataset, fitted in at most ``joint_blocks`` blocks of similar drugs.
 
     What ``scdeal screen --strategy joint`` trains and saves in ``OUT/model/``; ``scdeal
@@ -98,6 +99,7 @@ class ScreenModel:
     """
 
     KIND = "screen"
+    UNS_LEAVE_OUT = ("blocks", "training")
 
     def __init__(self, config=None, *, cache=True, **overrides: Any):
         self.config = ScDEAL(config, cache=False, **overrides).config  # validated
@@ -201,30 +203,6 @@ class ScreenModel:
         names = parts[0][1]
         aligned = [p if n.equals(names) else _realign(p, n, names) for p, n in parts]
         return np.concatenate(aligned, axis=2), names
-
-    def predict_proba(self, adata: AnnData, *, gene_ids: str | None = None,
-                      layer: str | None = None) -> pd.DataFrame:
-        """P(sensitive), cells x drugs, the members' mean (NaN for cells removed by QC)."""
-        post, names = self.predict_members(adata, gene_ids=gene_ids, layer=layer)
-        return pd.DataFrame(post.mean(axis=0), index=names,
-                            columns=self.drugs).reindex(adata.obs_names)
-
-    def predict(self, adata: AnnData, *, key_added: str = SCREEN_KEY, copy: bool = False,
-                gene_ids: str | None = None, layer: str | None = None) -> AnnData | None:
-        """Predict every drug for every cell; writes what :meth:`JointScDEAL.predict` writes:
-        ``obsm[key_added]`` (cells x drugs, the members' mean; NaN for cells removed by
-        quality control), ``obsm[key_added + '_sd']`` and ``uns[key_added + '_model']`` (with
-        the per-drug reliability of the fit, ``reliability_json``)."""
-        post, names = self.predict_members(adata, gene_ids=gene_ids, layer=layer)
-        out = adata.copy() if copy else adata
-        for key, values in ((key_added, post.mean(axis=0)), (f"{key_added}_sd",
-                                                               post.std(axis=0))):
-            out.obsm[key] = pd.DataFrame(values, index=names, columns=self.drugs).reindex(
-                out.obs_names).astype(np.float32)
-        uns = summary_uns(self.summary(), leave_out=("blocks", "training"))
-        uns["reliability_json"] = self.reliability_table().to_json(orient="records")
-        out.uns[f"{key_added}_model"] = uns
-        return out if copy else None
 
     def summary(self) -> dict[str, Any]:
         """Configuration, drugs, blocks and training summary (JSON-serialisable)."""

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -85,6 +86,11 @@ class FinishedBlocks:
                 or block_drugs(model) != list(block)):
             return None
         return model
+
+    def clear(self) -> None:
+        """Remove the finished blocks (once the whole model is saved)."""
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def save(self, row: dict) -> None:
         """Keep a finished block (a row of :func:`fit_blocks`: ``model``, ``block``)."""

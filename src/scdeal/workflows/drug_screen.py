@@ -77,7 +77,8 @@ DRUG_COLUMNS = ["drug", "status", "reason", "reliable", "member_agreement", "mem
                 "bulk_test_auroc", "fraction_sensitive", "auroc", "ap", "n_cells",
                 "reused_pretraining", "seconds"]
 STRATEGIES = ("per-drug", "joint")
-DEFAULT_STRATEGY = "per-drug"
+# Chosen by the criteria of benchmarks/README.md section 17, written before its runs.
+DEFAULT_STRATEGY = "joint"
 GROUP_COLUMNS = ["group", "drug", "n_cells", "mean_p", "fraction_sensitive", "reliable"]
 
 
@@ -205,7 +206,8 @@ def screen(
         True labels, used only to score each drug's predictions (``auroc``, ``ap``).
     scheduler
         Address of a running Dask scheduler; default: a ``LocalCluster`` of ``n_workers``
-        processes (default: one per usable core). ``connect_timeout`` (seconds) bounds the
+        processes (default: one per usable core; a joint screen starts one only when
+        ``n_workers`` is given). ``connect_timeout`` (seconds) bounds the
         wait for the scheduler.
     cache
         As for :class:`scdeal.ScDEAL`: where the drug-independent pre-training is kept.
@@ -216,7 +218,7 @@ def screen(
         (:class:`~scdeal.model.JointScDEAL`, or :class:`~scdeal.ScDEAL` for a drug alone),
         saved in ``out/model/`` (reused when the screen is run again); the blocks train in
         this process (each block's members in ``member_threads`` threads), or as Dask tasks
-        on ``scheduler`` when one is given.
+        on ``scheduler`` or on a local cluster of ``n_workers`` when one is given.
 
     Examples
     --------
@@ -292,7 +294,8 @@ def screen(
         t0 = time.perf_counter()
         pretraining = pool.submit(ScDEAL(config, cache=store).pretrain, adata, bulk=bulk,
                                   gene_ids=gene_ids, progress=progress)
-        if todo_now and client is None and strategy == "per-drug":
+        # A joint screen fits its blocks here unless given workers (n_workers or scheduler).
+        if todo_now and client is None and (strategy == "per-drug" or n_workers is not None):
             client = stack.enter_context(dask_client(None, n_workers, connect_timeout))
         warming = [] if client is None else [  # each worker imports and loads GDSC meanwhile
             client.submit(warm_worker, pure=False, workers=[address], allow_other_workers=False,
@@ -357,8 +360,9 @@ def _joint(adata: AnnData, drugs: list[str], config, store, gene_ids: str, clien
     model = ScreenModel(config, cache=store)
     blocks = model.plan(drugs, bulk)
     log.info("scdeal screen: %d drugs in %d joint fits", len(drugs), len(blocks))
+    finished = FinishedBlocks(out, fingerprint)
     fitted = fit_blocks(adata, blocks, config, store, gene_ids, client, progress, bulk,
-                        FinishedBlocks(out, fingerprint))
+                        finished)
     rows: dict[str, dict] = {}
     for row in fitted.values():
         rows.update(drug_rows(row, adata))
@@ -368,6 +372,7 @@ def _joint(adata: AnnData, drugs: list[str], config, store, gene_ids: str, clien
                        {"screen_fingerprint": fingerprint,
                         "timings_s": {"blocks": {k: r["seconds"] for k, r in by_block.items()}}})
         model.save(out / JOINT_MODEL, overwrite=True)
+        finished.clear()  # the whole model holds them now (a block's saved model: ~50 MB)
     return rows
 
 
