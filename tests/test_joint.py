@@ -305,6 +305,12 @@ def test_blocks_are_for_the_joint_strategy(data_env, cells_file, config_file, tm
                  "--target", str(cells_file), "--gene-ids", "symbol", "--config",
                  str(config_file), "--out", str(tmp_path / "x"), "--quiet"]) == 1
     assert "--blocks groups the drugs of --strategy joint" in capsys.readouterr().err
+    assert main(["screen", "--blocks", "0", "--drugs", "Gefitinib", "--target",
+                 str(cells_file), "--gene-ids", "symbol", "--out", str(tmp_path / "y"),
+                 "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "joint_blocks" in err[0] and "whole number >= 1" in err[0]
+    assert not (tmp_path / "y").exists()
 
 
 def test_an_unknown_strategy_is_one_clear_error(data_env, cells_file, capsys):
