@@ -14,6 +14,8 @@ of an installation):
 6. the Gefitinib and Afatinib cases' drugs inside an all-GDSC2 joint screen on their own cells
    (section 17; PLX4720's is the screen of 2).
 
+``--one-core`` runs only 1. and 2., pinned to one core.
+
 The cells' labels only score. Writes ``benchmarks/joint_screen/results.json``, the screens'
 ``drugs.csv`` files and ``mapk.md``.
 
@@ -54,7 +56,12 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/scdeal_joint"))
     parser.add_argument("--out", type=Path, default=HERE / "joint_screen")
     parser.add_argument("--subset-every", type=int, default=12)
+    parser.add_argument("--one-core", action="store_true",
+                        help="only 1. and 2., this process and its children pinned to one core "
+                             "(writes results_one_core.json)")
     args = parser.parse_args()
+    if args.one_core:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # inherited by the commands
     work = args.work
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -91,6 +98,10 @@ def main() -> None:
     results["ratio_joint_all_to_run"] = results["joint_all_s"] / results["run_plx_s"]
     print(f"joint, {len(drugs)} drugs: {results['joint_all_s']:.1f} s "
           f"({results['ratio_joint_all_to_run']:.2f}x one run)", flush=True)
+    if args.one_core:
+        results["cores_used"] = len(os.sched_getaffinity(0))
+        (args.out / "results_one_core.json").write_text(json.dumps(results, indent=2))
+        return
 
     subset = drugs[::args.subset_every]
     cold()

@@ -51,6 +51,15 @@ def fit_block(model: ScDEAL | JointScDEAL, adata: AnnData, drugs: list[str], **f
     return model.fit(adata, drugs[0], **fit_args)
 
 
+def load_block(path: str | Path, drugs: list[str], *, device: str | None = None):
+    """A block's model saved in ``path`` (the class of :func:`block_class`). Unlike
+    ``ScDEAL.load`` it logs no warning for an unreliable fit: a block's verdict is a row of
+    the reliability table."""
+    from ._persistence import load_model
+
+    return load_model(block_class(drugs), path, device=device)
+
+
 def block_drugs(model: ScDEAL | JointScDEAL) -> list[str]:
     """The drugs a fitted block model predicts (GDSC spelling)."""
     return list(model.drugs) if isinstance(model, JointScDEAL) else [model.drug]
@@ -235,7 +244,7 @@ class ScreenModel(MultiDrugPredictions):
     @classmethod
     def load(cls, path: str | Path, *, device: str | None = None) -> ScreenModel:
         """Load a model written by :meth:`save`."""
-        from ._persistence import load_model, model_kind
+        from ._persistence import model_kind
         from .config import ScDealConfig
 
         path = Path(path)
@@ -253,8 +262,7 @@ class ScreenModel(MultiDrugPredictions):
             if not (folder / "config.json").is_file():
                 raise ScdealError(f"{path} is damaged: block {i} ({', '.join(block)}) has no "
                                   f"saved model in {folder}; train the screen again")
-            # (not Class.load: a block's verdict is a row of reliability_table, not a warning)
-            models.append(load_model(block_class(block), folder, device=device))
+            models.append(load_block(folder, block, device=device))
         training = {}
         if (path / "training.json").is_file():
             training = json.loads((path / "training.json").read_text())

@@ -69,15 +69,13 @@ class FinishedBlocks:
 
     def load(self, block: list[str]):
         """The block's fitted model, when this screen saved it before; else None."""
-        from ..model.screen_model import block_class, block_drugs
+        from ..model.screen_model import block_drugs, load_block
 
         path = None if self.folder is None else self.folder / block_key(block)
         if path is None or not (path / "config.json").is_file():
             return None
-        from ..model._persistence import load_model
-
         try:
-            model = load_model(block_class(block), path)
+            model = load_block(path, block)
         except (ScdealError, OSError, ValueError, KeyError) as err:
             log.warning("scdeal screen: block %s cannot be read (%s); fitting it again",
                         path.name, err)
