@@ -92,7 +92,8 @@ def main() -> None:
                                     *common("PLX4720"), "--config", str(gdsc2), "--out",
                                     str(joint_all)], env)
     table = pd.read_csv(joint_all / "drugs.csv")
-    table.to_csv(args.out / "drugs_joint_all_gdsc2.csv", index=False)
+    suffix = "_one_core" if args.one_core else ""
+    table.to_csv(args.out / f"drugs_joint_all_gdsc2{suffix}.csv", index=False)
     drugs = sorted(table[table.status == "ok"].drug)
     results["joint_all_drugs"] = len(drugs)
     results["ratio_joint_all_to_run"] = results["joint_all_s"] / results["run_plx_s"]
