@@ -222,7 +222,8 @@ def screen(
 
     Examples
     --------
-    Two drugs on cells simulated from held-out GDSC lines, tiny settings, one worker:
+    Two drugs on cells simulated from held-out GDSC lines, tiny settings (the default joint
+    strategy: two drugs, each fitted alone, here in this process):
 
     >>> import scdeal, tempfile
     >>> from scdeal.data.simulate import demo_target
@@ -231,7 +232,7 @@ def screen(
     >>> adata, _ = demo_target(bulk, "Gefitinib", lines_per_class=3, cells_per_line=10)
     >>> tiny = dict(n_models=2, pretrain_epochs=2, predictor_epochs=2, transfer_epochs=2)
     >>> result = screen(adata, ["Gefitinib", "Erlotinib", "NoSuchDrug"], config=tiny,
-    ...                 gene_ids="symbol", n_workers=1, cache=tempfile.mkdtemp())
+    ...                 gene_ids="symbol", cache=tempfile.mkdtemp())
     >>> result.drugs[["drug", "status"]].to_dict("list")
     {'drug': ['Gefitinib', 'Erlotinib', 'NoSuchDrug'], 'status': ['ok', 'ok', 'unknown']}
     >>> adata.obsm["scdeal_screen"].shape
